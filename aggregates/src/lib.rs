@@ -1,0 +1,26 @@
+//! The trigger domain, pure: commands come in, events go out, state is a fold of events.
+//!
+//! Nothing here reads a clock, a network or a database. The time and the acting identity arrive
+//! inside every command, so the same history always yields the same state and the same decisions.
+//!
+//! # Layout
+//! - [`actor`]: who issued a command (a user, an API key, or an engine component).
+//! - [`command`]: what a caller may ask of a trigger ([`TriggerCommand`]).
+//! - [`event`]: what happened to a trigger ([`TriggerEvent`]); each type name is a stored contract.
+//! - [`record`]: the trigger's fields as every reader sees them ([`TriggerRecord`]).
+//! - [`trigger`]: the aggregate ([`Trigger`]) that decides commands and applies events.
+//! - [`error`]: why a command was refused ([`TriggerError`]).
+
+pub mod actor;
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod record;
+pub mod trigger;
+
+pub use actor::Actor;
+pub use command::{NewTrigger, TriggerAction, TriggerCommand};
+pub use error::TriggerError;
+pub use event::TriggerEvent;
+pub use record::{TriggerRecord, TriggerStatus};
+pub use trigger::Trigger;

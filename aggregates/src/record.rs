@@ -1,0 +1,108 @@
+//! A trigger's fields, as the aggregate keeps them and as read models show them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::event::Stamp;
+use crate::{Actor, TriggerEvent};
+
+/// Whether a trigger fires. New triggers start `DISABLED`, as the seed API's default says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TriggerStatus {
+    Enabled,
+    #[default]
+    Disabled,
+}
+
+impl TriggerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+        }
+    }
+}
+
+/// Everything the seed's Trigger record holds, plus the owning organisation and the deletion time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRecord {
+    pub project_trigger_id: Uuid,
+    pub org_id: Uuid,
+    pub project_id: String,
+    pub connection_id: Option<Uuid>,
+    pub provider_id: String,
+    pub trigger_id: String,
+    pub webhook_data: Option<Value>,
+    pub cursor_data: Option<Value>,
+    pub trigger_config: Option<Value>,
+    pub status: TriggerStatus,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Actor,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Actor,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl TriggerRecord {
+    /// Folds one event into the record. `None` stays `None` until a `TriggerCreated` arrives, so
+    /// readers of any kind (the aggregate, projections, the history command) share one fold.
+    pub fn evolve(record: Option<Self>, event: &TriggerEvent) -> Option<Self> {
+        if let TriggerEvent::TriggerCreated {
+            project_trigger_id,
+            org_id,
+            project_id,
+            connection_id,
+            provider_id,
+            trigger_id,
+            trigger_config,
+            stamp,
+        } = event
+        {
+            return Some(Self {
+                project_trigger_id: *project_trigger_id,
+                org_id: *org_id,
+                project_id: project_id.clone(),
+                connection_id: *connection_id,
+                provider_id: provider_id.clone(),
+                trigger_id: trigger_id.clone(),
+                webhook_data: None,
+                cursor_data: None,
+                trigger_config: trigger_config.clone(),
+                status: TriggerStatus::Disabled,
+                created_at: stamp.at,
+                created_by: stamp.by.clone(),
+                updated_at: stamp.at,
+                updated_by: stamp.by.clone(),
+                deleted_at: None,
+            });
+        }
+        let mut record = record?;
+        match event {
+            TriggerEvent::TriggerCreated { .. } => unreachable!("handled above"),
+            TriggerEvent::TriggerEnabled { .. } => record.status = TriggerStatus::Enabled,
+            TriggerEvent::TriggerDisabled { .. } => record.status = TriggerStatus::Disabled,
+            TriggerEvent::TriggerDeleted { stamp } => record.deleted_at = Some(stamp.at),
+            TriggerEvent::TriggerConfigUpdated { trigger_config, .. } => {
+                record.trigger_config = trigger_config.clone();
+            }
+            TriggerEvent::WebhookRecorded { webhook_data, .. } => {
+                record.webhook_data = Some(webhook_data.clone());
+            }
+            TriggerEvent::WebhookCleared { .. } => record.webhook_data = None,
+            TriggerEvent::CursorAdvanced { cursor_data, .. } => {
+                record.cursor_data = Some(cursor_data.clone());
+            }
+        }
+        let Stamp { at, by } = event.stamp();
+        record.updated_at = *at;
+        record.updated_by = by.clone();
+        Some(record)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+}

@@ -1,0 +1,135 @@
+//! Wiring: the store, the projector, the command path and the HTTP server, started together.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::Commands;
+use crate::config::{ServeConfig, StoreConfig};
+use crate::http::{self, AppState};
+use crate::projector::{self, ProjectionHandle};
+use crate::store::Store;
+
+/// A built engine, listening but not yet serving: tests read its address and reach its parts.
+pub struct App {
+    listener: TcpListener,
+    pub store: Arc<Store>,
+    pub commands: Commands,
+    pub projections: ProjectionHandle,
+    ready: Arc<AtomicBool>,
+    stop: CancellationToken,
+    projector: tokio::task::JoinHandle<()>,
+}
+
+impl App {
+    /// Connects and migrates the store, starts the projector and binds the listener.
+    pub async fn build(store_config: &StoreConfig, serve: &ServeConfig) -> anyhow::Result<Self> {
+        let store = Arc::new(open_store(store_config).await?);
+        let stop = CancellationToken::new();
+        let (projections, projector) = projector::spawn(store.clone(), stop.clone());
+        let commands = Commands::new(store.clone(), projections.clone());
+        let listener = TcpListener::bind(serve.listen)
+            .await
+            .with_context(|| format!("binding {}", serve.listen))?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let head = store.head().await.context("reading the log head")?;
+        let catching_up = projections.clone();
+        let ready_flag = ready.clone();
+        tokio::spawn(async move {
+            // Ready once the read model has caught up with what was in the log at start-up.
+            while !catching_up
+                .wait_for(head, std::time::Duration::from_secs(60))
+                .await
+            {
+                tracing::info!(
+                    head,
+                    reached = catching_up.checkpoint(),
+                    "projections catching up"
+                );
+            }
+            ready_flag.store(true, Ordering::Release);
+        });
+        Ok(Self {
+            listener,
+            store,
+            commands,
+            projections,
+            ready,
+            stop,
+            projector,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests, stops the projector
+    /// after its current batch, and closes the store.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = AppState {
+            store: self.store.clone(),
+            commands: self.commands.clone(),
+            projections: self.projections.clone(),
+            ready: self.ready.clone(),
+        };
+        tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
+        axum::serve(self.listener, http::router(state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        self.stop.cancel();
+        self.projector.await.context("stopping the projector")?;
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Connects to the configured store and brings its schema up to date.
+pub async fn open_store(config: &StoreConfig) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url, config.pool_size)
+        .await
+        .context("connecting to the event store")?;
+    store.migrate().await.context("migrating the event store")?;
+    Ok(store)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,19 @@
+//! The operator and auditor subcommands. Each prints JSON, one object a line, on stdout.
+//!
+//! # Layout
+//! - [`history`]: one trigger's events and its state at a point in time.
+//! - [`events`]: the global log, optionally followed.
+//! - [`projections`]: read-model status and rebuild.
+
+pub mod events;
+pub mod history;
+pub mod projections;
+
+use std::io::Write;
+
+/// Writes one JSON object as a line.
+fn print_line(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The write path: load a trigger, let the aggregate decide, append what it decided.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregates::{Trigger, TriggerCommand, TriggerError};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use uuid::Uuid;
+
+use crate::projector::ProjectionHandle;
+use crate::store::streams::EventMetadata;
+use crate::store::{Store, StoreError};
+
+/// A snapshot every this many events: loading a trigger then replays fewer than 100 events,
+/// whatever the length of its stream, at the cost of one small write per 100 events.
+pub const SNAPSHOT_EVERY: usize = 100;
+
+/// How many times a command is decided again after losing a race to append. Each retry reloads
+/// the trigger, so the decision is always made against its latest state.
+const CONFLICT_RETRIES: usize = 5;
+
+/// How long a write waits for the read model to show it before answering anyway.
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Rejected(#[from] TriggerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Every attempt lost the race to another writer of the same trigger.
+    #[error("trigger is changing too fast; try again")]
+    Contended,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Executed {
+    /// Position of the last event recorded; `None` when the command changed nothing.
+    pub position: Option<i64>,
+}
+
+/// Runs trigger commands against the store and keeps the read model informed.
+#[derive(Clone)]
+pub struct Commands {
+    store: Arc<Store>,
+    projections: ProjectionHandle,
+}
+
+impl Commands {
+    pub fn new(store: Arc<Store>, projections: ProjectionHandle) -> Self {
+        Self { store, projections }
+    }
+
+    /// Decides and records one command. Returns once the events are committed.
+    #[tracing::instrument(skip(self, command), fields(trigger_id = %id))]
+    pub async fn execute(
+        &self,
+        id: Uuid,
+        command: TriggerCommand,
+        request_id: &str,
+    ) -> Result<Executed, CommandError> {
+        for _ in 0..=CONFLICT_RETRIES {
+            let loaded = self.store.load_trigger(id).await?;
+            let mut trigger = loaded.trigger;
+            let sink = EventSink::default();
+            trigger.handle(command.clone(), &(), &sink).await?;
+            let events = sink.collect().await;
+            let org_id = match (events.is_empty(), trigger.record()) {
+                (false, Some(record)) => record.org_id,
+                // No events: the command asked for what already is, and nothing is recorded.
+                _ => return Ok(Executed { position: None }),
+            };
+            let metadata = EventMetadata {
+                actor: command.actor.clone(),
+                org_id,
+                request_id: request_id.to_owned(),
+            };
+            match self
+                .store
+                .append_trigger_events(id, loaded.sequence, &events, &metadata)
+                .await
+            {
+                Ok(position) => {
+                    self.projections.wake();
+                    self.snapshot_if_due(id, &trigger, loaded.sequence, events.len())
+                        .await;
+                    return Ok(Executed {
+                        position: Some(position),
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(CommandError::Contended)
+    }
+
+    /// Like [`execute`](Self::execute), then waits (bounded) until reads show the change.
+    pub async fn execute_and_wait(
+        &self,
+        id: Uuid,
+        command: TriggerCommand,
+        request_id: &str,
+    ) -> Result<Executed, CommandError> {
+        let executed = self.execute(id, command, request_id).await?;
+        if let Some(position) = executed.position {
+            if !self
+                .projections
+                .wait_for(position, READ_YOUR_WRITES_WAIT)
+                .await
+            {
+                tracing::warn!(
+                    position,
+                    "read model is behind; answering before it shows the write"
+                );
+            }
+        }
+        Ok(executed)
+    }
+
+    async fn snapshot_if_due(&self, id: Uuid, trigger: &Trigger, before: usize, added: usize) {
+        let after = before + added;
+        if after / SNAPSHOT_EVERY == before / SNAPSHOT_EVERY {
+            return;
+        }
+        // The append is committed: a failed snapshot costs only replay time, so it is not an error.
+        if let Err(error) = self.store.save_snapshot(id, trigger, after).await {
+            tracing::warn!(%error, trigger_id = %id, "could not save snapshot");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! trigger-engine: stores triggers as event streams, serves the Triggers API from read models.
+//!
+//! # Layout
+//! - [`config`]: the command line and environment (`--help` documents every option).
+//! - [`app`]: builds the engine (store, projector, command path, HTTP) and runs it.
+//! - [`store`]: the event store on SQLite or PostgreSQL, with the global log and read models.
+//! - [`commands`]: the write path (load, decide, append, snapshot).
+//! - [`projector`]: tails the log into the read model; read-your-writes waits.
+//! - [`rebuild`]: blue/green rebuild of a read model.
+//! - [`http`]: the HTTP routes.
+//! - [`cli`]: the operator and auditor subcommands.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod projector;
+pub mod rebuild;
+pub mod store;

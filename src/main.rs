@@ -1,0 +1,48 @@
+//! The `trigger-engine` binary: parse the command line, set up logging, run the subcommand.
+
+use std::io::stdout;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use trigger_engine::app::{open_store, shutdown_signal, App};
+use trigger_engine::cli;
+use trigger_engine::config::{Cli, Command, ServeConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Logs go to stderr so that the subcommands' JSON on stdout stays machine-readable.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let command = cli
+        .command
+        .clone()
+        .unwrap_or(Command::Serve(ServeConfig::from_env()));
+    match command {
+        Command::Serve(serve) => {
+            let app = App::build(&cli.store, &serve).await?;
+            app.run(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            open_store(&cli.store).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Projections(command) => {
+            let store = open_store(&cli.store).await?;
+            cli::projections::run(&store, &command, &mut stdout().lock()).await
+        }
+        Command::History(args) => {
+            let store = open_store(&cli.store).await?;
+            cli::history::run(&store, &args, &mut stdout().lock()).await
+        }
+        Command::Events(args) => {
+            let store = open_store(&cli.store).await?;
+            cli::events::run(&store, &args, &mut stdout().lock()).await
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The trigger read model in the database: projecting batches of the log into it (with the
+//! checkpoint, in one transaction), reading it, and swapping in a rebuilt copy.
+
+use std::collections::HashMap;
+
+use aggregates::TriggerRecord;
+use projections::triggers::{fold_batch, TriggerView};
+use sqlx::{Postgres, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::log::LoggedEvent;
+use super::{Store, StoreError};
+
+/// Where a projection writes: its table and its checkpoint row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewTarget {
+    pub table: &'static str,
+    pub checkpoint: &'static str,
+}
+
+/// The table the API reads, kept current by the running projector.
+pub const LIVE_TRIGGERS: ViewTarget = ViewTarget {
+    table: "trigger_view",
+    checkpoint: projections::triggers::NAME,
+};
+
+/// The fresh table a rebuild fills before it is swapped in.
+pub const NEXT_TRIGGERS: ViewTarget = ViewTarget {
+    table: "trigger_view_next",
+    checkpoint: "triggers@rebuild",
+};
+
+/// A projection's progress through the log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub position: i64,
+}
+
+/// An open transaction on whichever backend the store has.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Like [`on_pool!`](crate::on_pool), for a connection inside a [`Tx`].
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// Rows per multi-row upsert: 6 parameters each stays far below both backends' parameter limits.
+const UPSERT_CHUNK: usize = 500;
+
+impl Store {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Self::Sqlite(backend) => Tx::Sqlite(backend.pool.begin().await?),
+            Self::Postgres(backend) => Tx::Postgres(backend.pool.begin().await?),
+        })
+    }
+
+    /// Folds up to `limit` events after `target`'s checkpoint into its table and moves the
+    /// checkpoint, all in one transaction. Returns the checkpoint it leaves behind.
+    pub async fn project_next_batch(
+        &self,
+        target: ViewTarget,
+        limit: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let checkpoint = tx.project_batch(target, limit).await?;
+        tx.commit().await?;
+        Ok(checkpoint)
+    }
+
+    /// Every projection checkpoint, by name.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows: Vec<(String, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as("SELECT name, position FROM projection_checkpoints ORDER BY name")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, position)| Checkpoint { name, position })
+            .collect())
+    }
+
+    /// One trigger from the read model, deleted ones included (callers decide what to show).
+    pub async fn trigger_view(&self, id: Uuid) -> Result<Option<TriggerView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} WHERE project_trigger_id = $1",
+            LIVE_TRIGGERS.table
+        );
+        let row: Option<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(view_from_row).transpose()
+    }
+
+    /// The live triggers of an organisation, of one project when `project_id` is given.
+    pub async fn org_trigger_views(
+        &self,
+        org_id: Uuid,
+        project_id: Option<&str>,
+    ) -> Result<Vec<TriggerView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} WHERE org_id = $1 AND NOT deleted
+               AND ($2 IS NULL OR project_id = $2) ORDER BY project_trigger_id",
+            LIVE_TRIGGERS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(org_id.to_string())
+                .bind(project_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(view_from_row).collect()
+    }
+
+    /// Every row of a view table, for comparing a rebuilt model with the incremental one.
+    pub async fn all_trigger_views(&self) -> Result<Vec<TriggerView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} ORDER BY project_trigger_id",
+            LIVE_TRIGGERS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> =
+            crate::on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter().map(view_from_row).collect()
+    }
+}
+
+fn view_from_row(
+    (record, last_position): (serde_json::Value, i64),
+) -> Result<TriggerView, StoreError> {
+    Ok(TriggerView {
+        record: serde_json::from_value::<TriggerRecord>(record)?,
+        last_position,
+    })
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Locks a checkpoint row for this transaction and reads it. Taking a write lock first also
+    /// makes SQLite's deferred transaction a writer up front, so it cannot fail to upgrade later.
+    pub async fn lock_checkpoint(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        let position = on_tx!(self, |conn| {
+            sqlx::query_scalar(
+                "UPDATE projection_checkpoints SET position = position WHERE name = $1
+                 RETURNING position",
+            )
+            .bind(name)
+            .fetch_optional(conn)
+            .await
+        })?;
+        Ok(position)
+    }
+
+    pub async fn set_checkpoint(&mut self, name: &str, position: i64) -> Result<(), StoreError> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE
+                    SET position = excluded.position, updated_at = CURRENT_TIMESTAMP",
+            )
+            .bind(name)
+            .bind(position)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// The batch step shared by the live projector and the rebuild: lock the checkpoint, fold the
+    /// events after it into the table, move the checkpoint. The caller commits.
+    pub async fn project_batch(
+        &mut self,
+        target: ViewTarget,
+        limit: i64,
+    ) -> Result<i64, StoreError> {
+        let checkpoint = self
+            .lock_checkpoint(target.checkpoint)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no checkpoint `{}`", target.checkpoint)))?;
+        let events = self.read_log(checkpoint, limit).await?;
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(checkpoint);
+        };
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in &events {
+            if let Some(trigger_event) = event.trigger_event()? {
+                let id = Uuid::parse_str(&event.aggregate_id)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                decoded.push((id, trigger_event, event.position));
+            }
+        }
+        let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let current = self.load_views(target.table, &ids).await?;
+        let changed = fold_batch(
+            current,
+            decoded
+                .iter()
+                .map(|(id, event, position)| (*id, event, *position)),
+        );
+        self.upsert_views(target.table, &changed).await?;
+        self.set_checkpoint(target.checkpoint, last).await?;
+        Ok(last)
+    }
+
+    async fn read_log(&mut self, after: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
+        let events = on_tx!(self, |conn| {
+            sqlx::query_as(&super::log::read_log_sql())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(conn)
+                .await
+        })?;
+        Ok(events)
+    }
+
+    async fn load_views(
+        &mut self,
+        table: &str,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, TriggerView>, StoreError> {
+        let mut views = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(UPSERT_CHUNK) {
+            let placeholders = (1..=chunk.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT record, last_position FROM {table} WHERE project_trigger_id IN ({placeholders})"
+            );
+            let rows: Vec<(serde_json::Value, i64)> = on_tx!(self, |conn| {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(id.to_string());
+                }
+                query.fetch_all(conn).await
+            })?;
+            for row in rows {
+                let view = view_from_row(row)?;
+                views.insert(view.record.project_trigger_id, view);
+            }
+        }
+        Ok(views)
+    }
+
+    async fn upsert_views(&mut self, table: &str, views: &[TriggerView]) -> Result<(), StoreError> {
+        for chunk in views.chunks(UPSERT_CHUNK) {
+            let rows = (0..chunk.len())
+                .map(|row| {
+                    let n = row * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO {table} (project_trigger_id, org_id, project_id, deleted, last_position, record)
+                 VALUES {rows}
+                 ON CONFLICT (project_trigger_id) DO UPDATE
+                    SET org_id = excluded.org_id, project_id = excluded.project_id,
+                        deleted = excluded.deleted, last_position = excluded.last_position,
+                        record = excluded.record"
+            );
+            let records = chunk
+                .iter()
+                .map(|view| serde_json::to_value(&view.record))
+                .collect::<Result<Vec<_>, _>>()?;
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(&sql);
+                for (view, record) in chunk.iter().zip(&records) {
+                    query = query
+                        .bind(view.record.project_trigger_id.to_string())
+                        .bind(view.record.org_id.to_string())
+                        .bind(&view.record.project_id)
+                        .bind(view.record.is_deleted())
+                        .bind(view.last_position)
+                        .bind(record);
+                }
+                query.execute(conn).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Creates an empty table shaped like the live trigger view. Index names carry a random
+    /// suffix because a swapped-in table keeps the names it was built with.
+    pub async fn create_view_table(&mut self, table: &str) -> Result<(), StoreError> {
+        let suffix = Uuid::new_v4().simple().to_string();
+        // STRICT SQLite tables accept only its own five type names.
+        let (json, boolean, bigint, strict) = match self {
+            Self::Sqlite(_) => ("text", "integer", "integer", " STRICT"),
+            Self::Postgres(_) => ("jsonb", "boolean", "bigint", ""),
+        };
+        let statements = [
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!(
+                "CREATE TABLE {table} (
+                    project_trigger_id text PRIMARY KEY,
+                    org_id             text     NOT NULL,
+                    project_id         text     NOT NULL,
+                    deleted            {boolean} NOT NULL,
+                    last_position      {bigint} NOT NULL,
+                    record             {json}   NOT NULL){strict}"
+            ),
+            format!(
+                "CREATE INDEX trigger_view_org_project_{suffix} ON {table} (org_id, project_id)"
+            ),
+        ];
+        for statement in statements {
+            on_tx!(self, |conn| sqlx::query(&statement)
+                .execute(conn)
+                .await
+                .map(|_| ()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one DDL or maintenance statement inside the transaction.
+    pub async fn execute(&mut self, statement: &str) -> Result<(), StoreError> {
+        on_tx!(self, |conn| sqlx::query(statement)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! Spawning the engine against a fresh store, and the commands tests issue.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Once;
+
+use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand};
+use chrono::Utc;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+use trigger_engine::app::App;
+use trigger_engine::commands::Commands;
+use trigger_engine::config::{ServeConfig, StoreConfig};
+use trigger_engine::projector::ProjectionHandle;
+use trigger_engine::store::Store;
+use uuid::Uuid;
+
+/// Generates one `#[tokio::test]` per backend for an `async fn(TestDb)`.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::helpers::TestDb::sqlite()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(db) = $crate::helpers::TestDb::postgres().await {
+                    super::$name(db).await;
+                }
+            }
+        }
+    )*};
+}
+
+/// A store of its own for one test: an SQLite file in a temporary folder, or a PostgreSQL
+/// database created for the test and dropped after it.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+    _folder: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        init_logs();
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}/store.db", folder.path().display());
+        Self {
+            url,
+            postgres: None,
+            _folder: Some(folder),
+        }
+    }
+
+    /// `None` (the test is skipped) when `TEST_DATABASE_URL` is unset, unless
+    /// `TRIGGER_ENGINE_REQUIRE_POSTGRES=1`, which CI sets so that a missing PostgreSQL fails.
+    pub async fn postgres() -> Option<Self> {
+        init_logs();
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("TRIGGER_ENGINE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "TEST_DATABASE_URL is unset but TRIGGER_ENGINE_REQUIRE_POSTGRES=1"
+            );
+            eprintln!("skipped: TEST_DATABASE_URL is unset");
+            return None;
+        };
+        let name = format!("trigger_engine_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connecting to TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("creating a test database");
+        let url = replace_database(&admin_url, &name);
+        Some(Self {
+            url,
+            postgres: Some((admin_url, name)),
+            _folder: None,
+        })
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            database_url: self.url.clone(),
+            pool_size: 16,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside any runtime we may block, so the clean-up gets a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for clean-up");
+            runtime.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&mut admin).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// The URL with its database name replaced.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(slash) if base[..slash].ends_with('/') => format!("{base}/{name}"),
+        Some(slash) => format!("{}/{name}", &base[..slash]),
+        None => format!("{base}/{name}"),
+    };
+    match query {
+        Some(query) => format!("{base}?{query}"),
+        None => base,
+    }
+}
+
+fn init_logs() {
+    static LOGS: Once = Once::new();
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info,sqlx=warn")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// A running engine on 127.0.0.1 with a free port.
+pub struct TestApp {
+    pub address: String,
+    pub store: Arc<Store>,
+    pub commands: Commands,
+    pub projections: ProjectionHandle,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(db: &TestDb) -> TestApp {
+    let serve = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+    };
+    let app = App::build(&db.store_config(), &serve)
+        .await
+        .expect("building the engine");
+    let address = format!("http://{}", app.local_addr());
+    let (store, commands, projections) = (
+        app.store.clone(),
+        app.commands.clone(),
+        app.projections.clone(),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        store,
+        commands,
+        projections,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Stops the engine the way SIGTERM does and waits until it has finished.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("clean shutdown");
+        }
+    }
+
+    /// Runs a command as `user` and waits until the read model shows it.
+    pub async fn run(&self, id: Uuid, action: TriggerAction) -> Option<i64> {
+        self.commands
+            .execute_and_wait(id, command(action), &request_id())
+            .await
+            .expect("command accepted")
+            .position
+    }
+
+    /// Creates a trigger in `org` and returns its id.
+    pub async fn create_trigger(&self, org_id: Uuid) -> Uuid {
+        let (id, action) = create_action(org_id);
+        self.run(id, action).await;
+        id
+    }
+}
+
+pub fn user() -> Actor {
+    Actor::User(Uuid::from_u128(0x5e55_1011))
+}
+
+pub fn request_id() -> String {
+    format!("req-{}", Uuid::new_v4().simple())
+}
+
+pub fn command(action: TriggerAction) -> TriggerCommand {
+    TriggerCommand::new(Utc::now(), user(), action)
+}
+
+pub fn create_action(org_id: Uuid) -> (Uuid, TriggerAction) {
+    let id = Uuid::new_v4();
+    let action = TriggerAction::CreateTrigger(NewTrigger {
+        project_trigger_id: id,
+        org_id,
+        project_id: "project-1".into(),
+        connection_id: None,
+        provider_id: "rss".into(),
+        trigger_id: "on_new_item".into(),
+        trigger_config: Some(serde_json::json!({"feed_url": "http://127.0.0.1/feed"})),
+    });
+    (id, action)
+}
+
+pub fn advance(seen: Option<u64>, next: u64) -> TriggerAction {
+    TriggerAction::AdvanceCursor {
+        seen: seen.map(|n| serde_json::json!({"last_processed_event_id": n.to_string()})),
+        next: serde_json::json!({"last_processed_event_id": next.to_string()}),
+    }
+}
+
+/// Polls `check` until it is true, failing the test after `seconds`: for conditions that live in
+/// another process or database session, where there is nothing to subscribe to.
+pub async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,10 @@
+//! The integration suite: the real engine on a real socket, over a real SQLite file and, when
+//! `TEST_DATABASE_URL` is set, a fresh PostgreSQL database. Each test runs once per backend.
+
+mod helpers;
+
+mod cli;
+mod health;
+mod ordering;
+mod projections;
+mod streams;
