@@ -64,24 +64,28 @@ impl Store {
             },
             None => LoadedTrigger::default(),
         };
-        let newer = match self {
-            Self::Sqlite(backend) => {
-                backend
-                    .repository
-                    .get_last_events::<Trigger>(&id, loaded.sequence)
-                    .await?
-            }
-            Self::Postgres(backend) => {
-                backend
-                    .repository
-                    .get_last_events::<Trigger>(&id, loaded.sequence)
-                    .await?
-            }
-        };
-        fold_into(&mut loaded, newer)?;
+        // Our own query rather than the repositories' `get_last_events`, which formats the sequence
+        // into its SQL text and so prepares a new statement on every load.
+        let newer: Vec<(i64, String, String, serde_json::Value)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT sequence, event_type, event_version, payload FROM events
+                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+                  ORDER BY sequence",
+            )
+            .bind(Trigger::TYPE)
+            .bind(&id)
+            .bind(loaded.sequence as i64)
+            .fetch_all(pool)
+            .await
+        })?;
+        for (sequence, event_type, event_version, payload) in newer {
+            loaded
+                .trigger
+                .apply(decode_event(&event_type, &event_version, payload)?);
+            loaded.sequence = sequence as usize;
+        }
         Ok(loaded)
     }
-
     /// Loads a trigger by replaying its whole stream, ignoring snapshots: the reference that
     /// snapshot loading is tested and benchmarked against.
     pub async fn replay_trigger(&self, id: Uuid) -> Result<LoadedTrigger, StoreError> {
@@ -91,7 +95,11 @@ impl Store {
             Self::Postgres(backend) => backend.repository.get_events::<Trigger>(&id).await?,
         };
         let mut loaded = LoadedTrigger::default();
-        fold_into(&mut loaded, events)?;
+        for event in events {
+            let decoded = decode_event(&event.event_type, &event.event_version, event.payload)?;
+            loaded.trigger.apply(decoded);
+            loaded.sequence = event.sequence;
+        }
         Ok(loaded)
     }
 
@@ -177,13 +185,4 @@ impl Store {
         })?;
         Ok(())
     }
-}
-
-fn fold_into(loaded: &mut LoadedTrigger, events: Vec<SerializedEvent>) -> Result<(), StoreError> {
-    for event in events {
-        let decoded = decode_event(&event.event_type, &event.event_version, event.payload)?;
-        loaded.trigger.apply(decoded);
-        loaded.sequence = event.sequence;
-    }
-    Ok(())
 }

@@ -1,6 +1,8 @@
 //! The operator and auditor commands, run as the real binary against the test's store.
 
-use std::process::Output;
+use std::process::{Output, Stdio};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use aggregates::TriggerAction;
 use serde_json::Value;
@@ -12,6 +14,7 @@ crate::on_every_store!(
     it_should_print_a_triggers_history_and_its_state_at_any_point,
     it_should_print_the_global_log_after_a_position,
     it_should_report_and_rebuild_projections_from_the_command_line,
+    it_should_follow_the_log_as_events_are_appended,
 );
 
 async fn engine(db: &TestDb, args: &[&str]) -> Output {
@@ -118,4 +121,41 @@ async fn it_should_report_and_rebuild_projections_from_the_command_line(db: Test
     let unknown = engine(&db, &["projections", "rebuild", "nonesuch"]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown projection"));
+}
+
+async fn it_should_follow_the_log_as_events_are_appended(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let first = app.create_trigger(Uuid::new_v4()).await;
+    let mut follower = tokio::process::Command::new(env!("CARGO_BIN_EXE_trigger-engine"))
+        .args(["events", "--follow"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting trigger-engine events --follow");
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let line = next_json_line(&mut lines).await;
+    assert_eq!(line["aggregate_id"], first.to_string());
+
+    let second = app.create_trigger(Uuid::new_v4()).await;
+    let line = next_json_line(&mut lines).await;
+    assert_eq!(
+        (line["position"].as_i64(), line["aggregate_id"].as_str()),
+        (Some(2), Some(second.to_string().as_str()))
+    );
+    follower.kill().await.unwrap();
+    app.shutdown().await;
+}
+
+async fn next_json_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> Value {
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line());
+    let line = line
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .expect("still running");
+    serde_json::from_str(&line).unwrap()
 }

@@ -15,6 +15,7 @@ crate::on_every_store!(
     it_should_find_triggers_by_organisation_and_project,
     it_should_rebuild_the_same_model_while_writes_go_on,
     it_should_keep_the_model_and_checkpoint_across_a_restart,
+    it_should_share_one_store_between_two_engines,
 );
 
 /// The read model computed straight from the whole log, for comparison.
@@ -181,4 +182,44 @@ async fn it_should_keep_the_model_and_checkpoint_across_a_restart(db: TestDb) {
         )
     );
     app.shutdown().await;
+}
+
+async fn it_should_share_one_store_between_two_engines(db: TestDb) {
+    let (one, two) = (spawn_app(&db).await, spawn_app(&db).await);
+    let writers: Vec<_> = [&one, &two]
+        .into_iter()
+        .map(|app| {
+            let commands = app.commands.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let (id, create) = create_action(Uuid::new_v4());
+                    commands
+                        .execute(id, command(create), &request_id())
+                        .await
+                        .unwrap();
+                    commands
+                        .execute(id, command(TriggerAction::EnableTrigger), &request_id())
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let head = one.store.head().await.unwrap();
+    assert_eq!(head, 100);
+    for app in [&one, &two] {
+        assert!(
+            app.projections
+                .wait_for(head, std::time::Duration::from_secs(10))
+                .await
+        );
+    }
+    let expected = folded_from_log(&one.store).await;
+    assert_eq!(one.store.all_trigger_views().await.unwrap(), expected);
+    assert_eq!(two.store.all_trigger_views().await.unwrap(), expected);
+    one.shutdown().await;
+    two.shutdown().await;
 }
