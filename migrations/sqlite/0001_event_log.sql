@@ -1,6 +1,5 @@
--- The event log. Column names and the primary key follow sqlite-es, whose repository appends and
--- loads streams (it reports a primary-key clash as a concurrency conflict); position, event_id and
--- recorded_at are ours (see docs/architecture.md).
+-- The event log. Column names and the primary key follow sqlite-es, whose repository replays
+-- streams; position, event_id and recorded_at are ours (see docs/architecture.md).
 CREATE TABLE events
 (
     aggregate_type text                           NOT NULL,

@@ -63,9 +63,12 @@ macro_rules! on_tx {
 const UPSERT_CHUNK: usize = 500;
 
 impl Store {
+    /// Opens a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at once
+    /// with "database is locked" if another writer committed in between.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Self::Sqlite(backend) => Tx::Sqlite(backend.pool.begin().await?),
+            Self::Sqlite(backend) => Tx::Sqlite(backend.pool.begin_with("BEGIN IMMEDIATE").await?),
             Self::Postgres(backend) => Tx::Postgres(backend.pool.begin().await?),
         })
     }
@@ -162,8 +165,8 @@ impl Tx {
         Ok(())
     }
 
-    /// Locks a checkpoint row for this transaction and reads it. Taking a write lock first also
-    /// makes SQLite's deferred transaction a writer up front, so it cannot fail to upgrade later.
+    /// Locks a checkpoint row for this transaction and reads it: concurrent projectors of the same
+    /// model take turns here.
     pub async fn lock_checkpoint(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
         let position = on_tx!(self, |conn| {
             sqlx::query_scalar(

@@ -45,35 +45,6 @@ async fn begin_slow_append(store: &Store) -> (Uuid, trigger_engine::store::views
     (slow_id, slow)
 }
 
-/// On PostgreSQL an open transaction holds no position: appends that commit before it are
-/// numbered before it, so positions follow commit order, not the order rows were inserted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn it_should_number_postgres_events_in_commit_order() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let app = spawn_app(&db).await;
-    let (slow_id, slow) = begin_slow_append(&app.store).await;
-    for _ in 0..3 {
-        app.create_trigger(Uuid::new_v4()).await;
-    }
-    let mut reader = 0;
-    let before = tail(&app.store, &mut reader).await;
-    assert_eq!(
-        before.len(),
-        3,
-        "later appends were not held up by the open one"
-    );
-    slow.commit().await.unwrap();
-    let after = tail(&app.store, &mut reader).await;
-    assert_eq!(after.len(), 1);
-    assert_eq!(
-        (after[0].position, after[0].aggregate_id.clone()),
-        (4, slow_id.to_string())
-    );
-    app.shutdown().await;
-}
-
 /// Reads everything after `*last` and checks it continues the log without a hole.
 async fn tail(store: &Store, last: &mut i64) -> Vec<LoggedEvent> {
     let page = store.read_log(*last, 1_000).await.unwrap();
@@ -97,13 +68,7 @@ async fn it_should_not_let_later_appends_overtake_a_slow_transaction(db: TestDb)
     assert_eq!(tail(&app.store, &mut reader).await.len(), 3);
 
     // A transaction that appends, takes the next position, and then dawdles before committing.
-    let (slow_id, mut slow) = begin_slow_append(&app.store).await;
-    if db.is_postgres() {
-        // PostgreSQL numbers events as their transaction commits; firing the deferred numbering
-        // now stands for a commit that takes its position and then is slow to finish.
-        slow.execute("SET CONSTRAINTS ALL IMMEDIATE").await.unwrap();
-    }
-
+    let (slow_id, slow) = begin_slow_append(&app.store).await;
     // Later appends through the full command path, on other triggers.
     let writers: Vec<_> = (0..4)
         .map(|_| {
