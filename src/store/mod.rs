@@ -6,9 +6,11 @@
 //!
 //! # Layout
 //! - [`streams`]: load a trigger (snapshot plus newer events) and append to its stream.
+//! - `appender`: group commit, so concurrent appends share one statement and one commit.
 //! - [`log`]: the global log in position order, and one stream's history.
 //! - [`views`]: the trigger read model, its checkpoint, and the blue/green rebuild swap.
 
+mod appender;
 pub mod log;
 pub mod streams;
 pub mod views;
@@ -22,6 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use appender::{AppendPool, Appender};
 pub use log::LoggedEvent;
 
 /// Why the store could not do what was asked.
@@ -44,6 +47,12 @@ pub enum StoreError {
     Repository(cqrs_es::persist::PersistenceError),
     #[error("creating the database folder: {0}")]
     Io(#[from] std::io::Error),
+    /// The append went out in a batch that failed for a reason another append in it caused.
+    #[error("the append was batched with one that failed: {0}")]
+    BatchFailed(String),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl From<cqrs_es::persist::PersistenceError> for StoreError {
@@ -70,11 +79,13 @@ pub enum Store {
 pub struct SqliteBackend {
     pub pool: SqlitePool,
     repository: sqlite_es::SqliteEventRepository,
+    appender: Appender,
 }
 
 pub struct PostgresBackend {
     pub pool: PgPool,
     repository: postgres_es::PostgresEventRepository,
+    appender: Appender,
 }
 
 /// Runs one body against whichever pool the store has. The body is compiled once per backend, so
@@ -120,7 +131,12 @@ impl Store {
                 .connect_with(options)
                 .await?;
             let repository = sqlite_es::SqliteEventRepository::new(pool.clone());
-            Ok(Self::Sqlite(SqliteBackend { pool, repository }))
+            let appender = Appender::spawn(AppendPool::Sqlite(pool.clone()));
+            Ok(Self::Sqlite(SqliteBackend {
+                pool,
+                repository,
+                appender,
+            }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?
                 .options([("lock_timeout", format!("{}s", LOCK_WAIT.as_secs()))]);
@@ -129,7 +145,12 @@ impl Store {
                 .connect_with(options)
                 .await?;
             let repository = postgres_es::PostgresEventRepository::new(pool.clone());
-            Ok(Self::Postgres(PostgresBackend { pool, repository }))
+            let appender = Appender::spawn(AppendPool::Postgres(pool.clone()));
+            Ok(Self::Postgres(PostgresBackend {
+                pool,
+                repository,
+                appender,
+            }))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -153,6 +174,13 @@ impl Store {
     }
 
     /// The backend's name, for logs and status output.
+    fn appender(&self) -> &Appender {
+        match self {
+            Self::Sqlite(backend) => &backend.appender,
+            Self::Postgres(backend) => &backend.appender,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",

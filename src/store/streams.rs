@@ -1,8 +1,8 @@
 //! One trigger's stream: load it (snapshot plus the events after it) and append to it.
 //!
 //! Both are our own SQL, one statement each on the hot path: loading reads the snapshot and the
-//! newer events in one query, and on PostgreSQL an append is a single INSERT in autocommit mode, so
-//! the log-head lock its trigger takes is held only until that statement commits. postgres-es and
+//! newer events in one query, and appends go through the group-commit appender, whose one INSERT
+//! (in autocommit on PostgreSQL) holds the log-head lock only until that statement commits. postgres-es and
 //! sqlite-es, whose table layout we keep, replay whole streams ([`Store::replay_trigger`]).
 //! Measured in docs/benchmarks.md: their append (BEGIN, INSERT, COMMIT) held the lock across the
 //! client's COMMIT round trip, and their `get_last_events` prepares a new statement on every call.
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::appender::{EventRow, StreamAppend};
 use super::log::decode_event;
 use super::{Store, StoreError};
 
@@ -118,95 +119,31 @@ impl Store {
         events: &[TriggerEvent],
         metadata: &EventMetadata,
     ) -> Result<i64, StoreError> {
-        let id = id.to_string();
-        let metadata = serde_json::to_value(metadata.to_map())?;
+        if events.is_empty() {
+            return Err(StoreError::Corrupt(
+                "an append needs at least one event".into(),
+            ));
+        }
         let rows = events
             .iter()
             .zip(after_sequence as i64 + 1..)
             .map(|(event, sequence)| {
-                Ok((
+                Ok(EventRow {
                     sequence,
-                    event.event_type(),
-                    event.event_version(),
-                    serde_json::to_value(event)?,
-                ))
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_value(event)?,
+                })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let values = (0..rows.len())
-            .map(|row| {
-                let n = row * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
+        self.appender()
+            .append(StreamAppend {
+                aggregate_type: Trigger::TYPE,
+                aggregate_id: id.to_string(),
+                rows,
+                metadata: serde_json::to_value(metadata.to_map())?,
             })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let insert = format!(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                 payload, metadata)
-             VALUES {values}"
-        );
-        macro_rules! bind_rows {
-            ($query:expr) => {{
-                let mut query = $query;
-                for (sequence, event_type, event_version, payload) in &rows {
-                    query = query
-                        .bind(Trigger::TYPE)
-                        .bind(&id)
-                        .bind(*sequence)
-                        .bind(event_type)
-                        .bind(event_version)
-                        .bind(payload)
-                        .bind(&metadata);
-                }
-                query
-            }};
-        }
-        let last_sequence = after_sequence as i64 + rows.len() as i64;
-        let appended = match self {
-            // One statement in autocommit: the log-head lock is held only until it commits.
-            Self::Postgres(backend) => {
-                let returning = format!("{insert} RETURNING position");
-                bind_rows!(sqlx::query_scalar::<_, i64>(&returning))
-                    .fetch_all(&backend.pool)
-                    .await
-                    .map(|positions| positions.into_iter().max().unwrap_or_default())
-            }
-            // SQLite's trigger numbers rows after the insert, so read the position back before
-            // committing; with one writer at a time the transaction costs no concurrency.
-            Self::Sqlite(backend) => {
-                let mut tx = backend.pool.begin_with("BEGIN IMMEDIATE").await?;
-                let inserted = bind_rows!(sqlx::query(&insert)).execute(&mut *tx).await;
-                match inserted {
-                    Ok(_) => {
-                        let position = sqlx::query_scalar(
-                            "SELECT position FROM events
-                              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-                        )
-                        .bind(Trigger::TYPE)
-                        .bind(&id)
-                        .bind(last_sequence)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        tx.commit().await.map(|()| position)
-                    }
-                    Err(error) => Err(error),
-                }
-            }
-        };
-        appended.map_err(|error| match &error {
-            sqlx::Error::Database(database) if database.is_unique_violation() => {
-                StoreError::Conflict
-            }
-            _ => StoreError::Database(error),
-        })
+            .await
     }
 
     /// Records `trigger` as the state after `sequence`, unless a newer snapshot is already there.

@@ -84,11 +84,12 @@ async fn it_should_not_let_later_appends_overtake_a_slow_transaction(db: TestDb)
         .collect();
 
     if db.is_postgres() {
-        // Each later append waits on the log head's row lock held by the slow transaction.
+        // The engine's appender waits on the log head's row lock held by the slow transaction
+        // (the other appends queue behind it in the process).
         let store = app.store.clone();
         eventually(10, "the later appends to queue behind the slow one", || {
             let store = store.clone();
-            async move { waiting_on_locks(&store).await >= 4 }
+            async move { waiting_on_locks(&store).await >= 1 }
         })
         .await;
     } else {

@@ -14,6 +14,7 @@ crate::on_every_store!(
     it_should_let_only_one_of_two_racing_pollers_advance_the_cursor,
     it_should_record_nothing_for_a_command_that_changes_nothing,
     it_should_refuse_commands_to_a_deleted_trigger,
+    it_should_batch_concurrent_appends_and_reject_only_the_racing_ones,
 );
 
 async fn it_should_store_events_with_their_audit_metadata(db: TestDb) {
@@ -194,4 +195,71 @@ async fn it_should_refuse_a_database_url_it_does_not_know() {
         refused,
         Err(trigger_engine::store::StoreError::UnsupportedUrl(_))
     ));
+}
+
+async fn it_should_batch_concurrent_appends_and_reject_only_the_racing_ones(db: TestDb) {
+    use aggregates::event::Stamp;
+    use aggregates::TriggerEvent;
+    use trigger_engine::store::streams::EventMetadata;
+    use trigger_engine::store::StoreError;
+
+    let app = spawn_app(&db).await;
+    let contested = app.create_trigger(Uuid::new_v4()).await;
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        others.push(app.create_trigger(Uuid::new_v4()).await);
+    }
+    let head = app.store.head().await.unwrap();
+    let metadata = EventMetadata {
+        actor: user(),
+        org_id: Uuid::new_v4(),
+        request_id: request_id(),
+    };
+    let enabled = || TriggerEvent::TriggerEnabled {
+        stamp: Stamp {
+            at: chrono::Utc::now(),
+            by: user(),
+        },
+    };
+    // Eight writers race for sequence 2 of one stream while eight others append to their own.
+    let appends: Vec<_> = (0..8)
+        .map(|_| contested)
+        .chain(others.iter().copied())
+        .map(|id| {
+            let (store, metadata, event) = (app.store.clone(), metadata.clone(), enabled());
+            tokio::spawn(async move {
+                (
+                    id,
+                    store
+                        .append_trigger_events(id, 1, &[event], &metadata)
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    let mut lost = 0;
+    for append in appends {
+        match append.await.unwrap() {
+            (id, Ok(position)) => won.push((id, position)),
+            (id, Err(StoreError::Conflict)) => {
+                assert_eq!(id, contested);
+                lost += 1;
+            }
+            (_, Err(error)) => panic!("unexpected {error}"),
+        }
+    }
+    assert_eq!((won.len(), lost), (9, 7));
+    let mut positions: Vec<_> = won.iter().map(|(_, position)| *position).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, ((head + 1)..=(head + 9)).collect::<Vec<_>>());
+    for (id, position) in won {
+        let history = app
+            .store
+            .stream_history("trigger", &id.to_string())
+            .await
+            .unwrap();
+        assert_eq!(history.last().unwrap().position, position);
+    }
+    app.shutdown().await;
 }
