@@ -20,8 +20,9 @@ CREATE UNIQUE INDEX events_event_id ON events (event_id);
 -- One row holding the last position handed out. Appenders bump it under its row lock, which they
 -- keep until they commit: positions are therefore gap-free (a rolled-back bump is undone) and in
 -- commit order (the next appender waits until the previous one is visible). The engine appends
--- with one INSERT statement in autocommit mode, so the lock is held from that insert through its
--- commit, never across a round trip to the client.
+-- with one statement in autocommit mode that bumps the counter once for all its rows and numbers
+-- them itself, so the lock is held from that statement through its commit, never across a round
+-- trip to the client. Any other insert (one that names no position) is numbered by the trigger.
 CREATE TABLE event_log_head
 (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -42,7 +43,7 @@ $$;
 
 CREATE TRIGGER events_assign_position
     BEFORE INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION events_assign_position();
+    FOR EACH ROW WHEN (NEW.position IS NULL) EXECUTE FUNCTION events_assign_position();
 
 -- Snapshots are a cache of aggregate state at a sequence: one row per stream, replaced forward only.
 CREATE TABLE snapshots

@@ -21,7 +21,8 @@ CREATE UNIQUE INDEX events_position ON events (position);
 CREATE UNIQUE INDEX events_event_id ON events (event_id);
 
 -- SQLite has one writer at a time, so commit order is append order; the counter row keeps
--- positions gap-free because a rolled-back append rolls its bump back too.
+-- positions gap-free because a rolled-back append rolls its bump back too. The engine bumps it
+-- once per batch and numbers its rows itself; the trigger numbers any other insert.
 CREATE TABLE event_log_head
 (
     singleton integer PRIMARY KEY CHECK (singleton = 1),
@@ -31,6 +32,7 @@ INSERT INTO event_log_head (singleton, position) VALUES (1, 0);
 
 CREATE TRIGGER events_assign_position
     AFTER INSERT ON events
+    WHEN NEW.position IS NULL
 BEGIN
     UPDATE event_log_head SET position = position + 1 WHERE singleton = 1;
     UPDATE events SET position = (SELECT position FROM event_log_head WHERE singleton = 1)

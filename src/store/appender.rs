@@ -124,29 +124,31 @@ fn into_store_error(error: sqlx::Error) -> StoreError {
 }
 
 /// Writes `appends` in one statement and one commit; returns each one's last position.
+///
+/// The batch bumps the log head once by its row count and numbers its rows itself: row n (from 1)
+/// of a batch that moved the head to h gets position h - total + n.
 async fn write(pool: &AppendPool, appends: &[StreamAppend]) -> Result<Vec<i64>, sqlx::Error> {
-    let total: usize = appends.iter().map(|append| append.rows.len()).sum();
+    let total = appends
+        .iter()
+        .map(|append| append.rows.len())
+        .sum::<usize>() as i64;
     let values = (0..total)
         .map(|row| {
             let n = row * 7;
             format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, {})",
                 n + 1,
                 n + 2,
                 n + 3,
                 n + 4,
                 n + 5,
                 n + 6,
-                n + 7
+                n + 7,
+                row + 1
             )
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let insert = format!(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         VALUES {values}"
-    );
     macro_rules! bind_rows {
         ($query:expr) => {{
             let mut query = $query;
@@ -165,36 +167,55 @@ async fn write(pool: &AppendPool, appends: &[StreamAppend]) -> Result<Vec<i64>, 
             query
         }};
     }
-    // Positions come out in row order on both backends: each row takes the next one as it is
-    // inserted, and the rows are inserted in the order of the VALUES list.
-    let positions: Vec<i64> = match pool {
-        // One statement in autocommit: the log-head lock is held only until it commits.
+    let head: i64 = match pool {
+        // One statement in autocommit: the log-head lock its first step takes is held only until
+        // the statement commits. recorded_at is read per row after the lock, so it never
+        // decreases along the log.
         AppendPool::Postgres(pool) => {
-            let returning = format!("{insert} RETURNING position");
-            let mut positions: Vec<i64> = bind_rows!(sqlx::query_scalar(&returning))
-                .fetch_all(pool)
-                .await?;
-            positions.sort_unstable();
-            positions
+            let sql = format!(
+                "WITH head AS (
+                    UPDATE event_log_head SET position = position + {total} RETURNING position
+                 )
+                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                     event_version, payload, metadata, position, recorded_at)
+                 SELECT v.aggregate_type, v.aggregate_id, v.sequence, v.event_type,
+                        v.event_version, v.payload, v.metadata,
+                        head.position - {total} + v.n, clock_timestamp()
+                   FROM head,
+                        (VALUES {values}) AS v(aggregate_type, aggregate_id, sequence, event_type,
+                                               event_version, payload, metadata, n)
+                 RETURNING position"
+            );
+            let positions: Vec<i64> = bind_rows!(sqlx::query_scalar(&sql)).fetch_all(pool).await?;
+            positions.into_iter().max().unwrap_or_default()
         }
-        // SQLite numbers rows in a trigger after the insert; with one writer at a time, the
-        // batch's rows hold the `total` positions that end at the log head.
+        // One writer at a time: bump the head, then insert the rows it numbered.
         AppendPool::Sqlite(pool) => {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            bind_rows!(sqlx::query(&insert)).execute(&mut *tx).await?;
-            let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-                .fetch_one(&mut *tx)
-                .await?;
+            let head: i64 = sqlx::query_scalar(&format!(
+                "UPDATE event_log_head SET position = position + {total} RETURNING position"
+            ))
+            .fetch_one(&mut *tx)
+            .await?;
+            let sql = format!(
+                "WITH v(aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                        metadata, n) AS (VALUES {values})
+                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                     event_version, payload, metadata, position)
+                 SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                        metadata, {head} - {total} + n
+                   FROM v"
+            );
+            bind_rows!(sqlx::query(&sql)).execute(&mut *tx).await?;
             tx.commit().await?;
-            let first = head - total as i64 + 1;
-            (first..=head).collect()
+            head
         }
     };
     let mut last_of_each = Vec::with_capacity(appends.len());
     let mut consumed = 0;
     for append in appends {
-        consumed += append.rows.len();
-        last_of_each.push(positions[consumed - 1]);
+        consumed += append.rows.len() as i64;
+        last_of_each.push(head - total + consumed);
     }
     Ok(last_of_each)
 }
