@@ -5,12 +5,14 @@
 //! - [`app`]: builds the engine (store, projector, command path, HTTP) and runs it.
 //! - [`store`]: the event store on SQLite or PostgreSQL, with the global log and read models.
 //! - [`commands`]: the write path (load, decide, append, snapshot).
+//! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
 //! - [`rebuild`]: blue/green rebuild of a read model.
 //! - [`http`]: the HTTP routes.
 //! - [`cli`]: the operator and auditor subcommands.
 
 pub mod app;
+pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;
