@@ -8,7 +8,9 @@
 //! - [`streams`]: load a trigger (snapshot plus newer events) and append to its stream.
 //! - [`log`]: the global log in position order, and one stream's history.
 //! - [`views`]: the trigger read model, its checkpoint, and the blue/green rebuild swap.
+//! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
 
+pub mod identity;
 pub mod log;
 pub mod streams;
 pub mod views;
