@@ -1,10 +1,14 @@
-//! Identity on a real store: organisations, users, password grants, access tokens, API keys and
-//! the first-run bootstrap.
+//! Identity on a real store: organisations, users, password grants, access tokens, API keys, the
+//! first-run bootstrap, and the admin commands run as the real binary.
 
+use std::ffi::OsStr;
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 use trigger_engine::identity::{Identity, IdentityError, DEFAULT_TOKEN_TTL};
 use trigger_engine::store::Store;
 use uuid::Uuid;
@@ -21,6 +25,8 @@ crate::on_every_store!(
     it_should_bootstrap_an_admin_once_and_only_once,
     it_should_bootstrap_with_the_credentials_given,
     it_should_not_bootstrap_a_store_that_has_users,
+    it_should_create_organisations_users_and_keys_from_the_command_line,
+    it_should_name_what_is_wrong_when_an_admin_command_fails,
 );
 
 async fn identity(store: &Arc<Store>) -> Identity {
@@ -330,5 +336,153 @@ async fn it_should_not_bootstrap_a_store_that_has_users(db: TestDb) {
         .await
         .unwrap()
         .is_none());
+    app.shutdown().await;
+}
+
+async fn admin(db: &TestDb, args: &[impl AsRef<OsStr>], stdin: Option<&str>) -> Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trigger-engine"))
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running trigger-engine admin");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+/// The one JSON object a successful admin command prints.
+fn object(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "trigger-engine admin failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {stdout}");
+    serde_json::from_str(lines[0]).expect("a JSON object")
+}
+
+fn id(value: &Value, field: &str) -> Uuid {
+    value[field]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in {value}"))
+}
+
+async fn it_should_create_organisations_users_and_keys_from_the_command_line(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let org = object(&admin(&db, &["create-org", "Acme"], None).await);
+    let org_id = id(&org, "org_id");
+    let org_text = org_id.to_string();
+
+    let alice = object(
+        &admin(
+            &db,
+            &[
+                "create-user",
+                "--org",
+                &org_text,
+                "--email",
+                "alice@example.com",
+                "--password",
+                "pw-1",
+            ],
+            None,
+        )
+        .await,
+    );
+    let bob = object(
+        &admin(
+            &db,
+            &[
+                "create-user",
+                "--org",
+                &org_text,
+                "--email",
+                "bob@example.com",
+                "--password-stdin",
+            ],
+            Some("pw two\r\n"),
+        )
+        .await,
+    );
+    let key = object(&admin(&db, &["create-api-key", "--org", &org_text], None).await);
+
+    let identity = identity(&app.store).await;
+    let now = Utc::now();
+    for (email, password, user) in [
+        ("alice@example.com", "pw-1", &alice),
+        ("bob@example.com", "pw two", &bob),
+    ] {
+        let token = identity
+            .password_grant(email, password, now)
+            .await
+            .unwrap_or_else(|error| panic!("{email}: {error}"))
+            .access_token;
+        let principal = identity.verify_token(&token, now).unwrap();
+        assert_eq!(
+            (principal.user_id, principal.org_id),
+            (id(user, "user_id"), org_id)
+        );
+    }
+    let api_key = key["api_key"].as_str().unwrap();
+    assert_eq!(
+        identity.verify_api_key(org_id, api_key).await.unwrap(),
+        id(&key, "api_key_id")
+    );
+    app.shutdown().await;
+}
+
+async fn it_should_name_what_is_wrong_when_an_admin_command_fails(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let org_id = identity(&app.store).await.create_org("Acme").await.unwrap();
+    let (org, unknown) = (org_id.to_string(), Uuid::new_v4().to_string());
+    let alice = |org: &str| {
+        [
+            "create-user",
+            "--org",
+            org,
+            "--email",
+            "alice@example.com",
+            "--password",
+            "pw",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+
+    object(&admin(&db, &alice(&org), None).await);
+    let bob = |last: &[&str]| {
+        let mut args = ["create-user", "--org", &org, "--email", "bob@example.com"].to_vec();
+        args.extend(last);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    for (command, expected) in [
+        (alice(&unknown), format!("no organisation {unknown}")),
+        (alice(&org), "email already registered".to_owned()),
+        (
+            ["create-api-key", "--org", &unknown]
+                .map(String::from)
+                .to_vec(),
+            format!("no organisation {unknown}"),
+        ),
+        (bob(&[]), "--password".to_owned()),
+        (bob(&["--password-stdin"]), "password is empty".to_owned()),
+    ] {
+        let output = admin(&db, &command, Some("")).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command:?} succeeded");
+        assert!(output.stdout.is_empty(), "{command:?} printed to stdout");
+        assert!(stderr.contains(&expected), "{command:?}: {stderr}");
+    }
     app.shutdown().await;
 }
