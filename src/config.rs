@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::identity::Secret;
+
 /// An event-sourced trigger engine serving the StackAI Triggers API.
 ///
 /// With no subcommand it runs `serve`.
@@ -54,6 +56,9 @@ pub enum Command {
     History(HistoryArgs),
     /// Print the global event log, one JSON object a line.
     Events(EventsArgs),
+    /// Create organisations, users and API keys. Each prints one JSON object.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,4 +112,43 @@ pub struct EventsArgs {
     /// Keep printing new events as they are appended, until interrupted.
     #[arg(long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Create an organisation; prints `{"org_id": ...}`.
+    CreateOrg {
+        /// The organisation's name.
+        name: String,
+    },
+    /// Create a user who signs in with an email and a password; prints `{"user_id": ...}`.
+    CreateUser(CreateUserArgs),
+    /// Create an API key for an organisation; prints `{"api_key": ..., "api_key_id": ...}`. The
+    /// key is shown this once: only its hash is stored.
+    CreateApiKey {
+        /// The organisation the key belongs to (its org_id).
+        #[arg(long = "org")]
+        org_id: Uuid,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CreateUserArgs {
+    /// The organisation the user belongs to (its org_id).
+    #[arg(long = "org")]
+    pub org_id: Uuid,
+    /// The email the user signs in with. Stored lower-cased: it is unique whatever its case.
+    #[arg(long)]
+    pub email: String,
+    /// The user's password. Other users of this machine can read it in the process list: prefer
+    /// --password-stdin.
+    #[arg(
+        long,
+        required_unless_present = "password_stdin",
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<Secret>,
+    /// Read the password from the first line of standard input (without its line ending).
+    #[arg(long)]
+    pub password_stdin: bool,
 }

@@ -4,6 +4,7 @@
 //! - [`config`]: the command line and environment (`--help` documents every option).
 //! - [`app`]: builds the engine (store, projector, command path, HTTP) and runs it.
 //! - [`store`]: the event store on SQLite or PostgreSQL, with the global log and read models.
+//! - [`identity`]: organisations, users, API keys, password grants and access tokens.
 //! - [`commands`]: the write path (load, decide, append, snapshot).
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod projector;
 pub mod rebuild;
 pub mod store;

@@ -1,12 +1,14 @@
 //! The `trigger-engine` binary: parse the command line, set up logging, run the subcommand.
 
-use std::io::stdout;
+use std::io::{stdin, stdout};
+use std::sync::Arc;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use trigger_engine::app::{open_store, shutdown_signal, App};
 use trigger_engine::cli;
 use trigger_engine::config::{Cli, Command, ServeConfig};
+use trigger_engine::identity::{Identity, DEFAULT_TOKEN_TTL};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,6 +45,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Events(args) => {
             let store = open_store(&cli.store).await?;
             cli::events::run(&store, &args, &mut stdout().lock()).await
+        }
+        Command::Admin(command) => {
+            let store = Arc::new(open_store(&cli.store).await?);
+            let identity = Identity::load(store, DEFAULT_TOKEN_TTL).await?;
+            cli::admin::run(
+                &identity,
+                &command,
+                &mut stdin().lock(),
+                &mut stdout().lock(),
+            )
+            .await
         }
     }
 }

@@ -4,7 +4,9 @@
 //! - [`history`]: one trigger's events and its state at a point in time.
 //! - [`events`]: the global log, optionally followed.
 //! - [`projections`]: read-model status and rebuild.
+//! - [`admin`]: organisations, users and API keys.
 
+pub mod admin;
 pub mod events;
 pub mod history;
 pub mod projections;

@@ -9,8 +9,10 @@
 //! - `appender`: group commit, so concurrent appends share one statement and one commit.
 //! - [`log`]: the global log in position order, and one stream's history.
 //! - [`views`]: the trigger read model, its checkpoint, and the blue/green rebuild swap.
+//! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
 
 mod appender;
+pub mod identity;
 pub mod log;
 pub mod streams;
 pub mod views;

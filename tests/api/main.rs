@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod health;
+mod identity;
 mod ordering;
 mod projections;
 mod streams;
