@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::commands::Commands;
 use crate::config::{ServeConfig, StoreConfig};
 use crate::http::{self, AppState};
+use crate::identity::Identity;
 use crate::projector::{self, ProjectionHandle};
 use crate::store::Store;
 
@@ -21,6 +22,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub commands: Commands,
     pub projections: ProjectionHandle,
+    pub identity: Identity,
     ready: Arc<AtomicBool>,
     stop: CancellationToken,
     projector: tokio::task::JoinHandle<()>,
@@ -33,6 +35,13 @@ impl App {
         let stop = CancellationToken::new();
         let (projections, projector) = projector::spawn(store.clone(), stop.clone());
         let commands = Commands::new(store.clone(), projections.clone());
+        let identity = Identity::load(
+            store.clone(),
+            std::time::Duration::from_secs(serve.token_ttl_seconds),
+        )
+        .await
+        .context("loading the token-signing key")?;
+        bootstrap(&identity, serve).await?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding {}", serve.listen))?;
@@ -59,6 +68,7 @@ impl App {
             store,
             commands,
             projections,
+            identity,
             ready,
             stop,
             projector,
@@ -81,6 +91,7 @@ impl App {
             store: self.store.clone(),
             commands: self.commands.clone(),
             projections: self.projections.clone(),
+            identity: self.identity.clone(),
             ready: self.ready.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
@@ -94,6 +105,33 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// First run with no users: creates an organisation and an admin, so a newcomer can sign in.
+/// A generated password is printed once on stdout, never logged.
+async fn bootstrap(identity: &Identity, serve: &ServeConfig) -> anyhow::Result<()> {
+    let created = identity
+        .bootstrap_admin(
+            serve.admin_email.as_deref(),
+            serve.admin_password.as_deref(),
+        )
+        .await
+        .context("creating the first admin")?;
+    if let Some(created) = created {
+        tracing::info!(org_id = %created.org_id, email = %created.email, "created the first organisation and admin");
+        if let Some(password) = &created.generated_password {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "admin_email": created.email,
+                    "admin_password": password,
+                    "org_id": created.org_id,
+                    "note": "generated once; set TRIGGER_ENGINE_ADMIN_PASSWORD to choose it",
+                })
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Connects to the configured store and brings its schema up to date.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregates::{Trigger, TriggerCommand, TriggerError};
+use aggregates::{Trigger, TriggerAction, TriggerCommand, TriggerError};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use uuid::Uuid;
@@ -53,10 +53,38 @@ impl Commands {
         Self { store, projections }
     }
 
-    /// Decides and records one command. Returns once the events are committed.
-    #[tracing::instrument(skip(self, command), fields(trigger_id = %id))]
+    /// Decides and records one command on behalf of the engine itself (any organisation's
+    /// trigger). Returns once the events are committed.
     pub async fn execute(
         &self,
+        id: Uuid,
+        command: TriggerCommand,
+        request_id: &str,
+    ) -> Result<Executed, CommandError> {
+        self.run(None, id, command, request_id).await
+    }
+
+    /// Like [`execute`](Self::execute), for a caller of organisation `org_id`: another
+    /// organisation's trigger is, to this caller, a trigger that does not exist.
+    pub async fn execute_in_org(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        command: TriggerCommand,
+        request_id: &str,
+    ) -> Result<Executed, CommandError> {
+        if let TriggerAction::CreateTrigger(new) = &command.action {
+            if new.org_id != org_id {
+                return Err(TriggerError::NotFound.into());
+            }
+        }
+        self.run(Some(org_id), id, command, request_id).await
+    }
+
+    #[tracing::instrument(skip(self, command), fields(trigger_id = %id))]
+    async fn run(
+        &self,
+        org_id: Option<Uuid>,
         id: Uuid,
         command: TriggerCommand,
         request_id: &str,
@@ -64,6 +92,13 @@ impl Commands {
         for _ in 0..=CONFLICT_RETRIES {
             let loaded = self.store.load_trigger(id).await?;
             let mut trigger = loaded.trigger;
+            let foreign = matches!(
+                (org_id, trigger.record()),
+                (Some(org_id), Some(record)) if record.org_id != org_id
+            );
+            if foreign {
+                return Err(TriggerError::NotFound.into());
+            }
             let sink = EventSink::default();
             trigger.handle(command.clone(), &(), &sink).await?;
             let events = sink.collect().await;
@@ -105,6 +140,12 @@ impl Commands {
         request_id: &str,
     ) -> Result<Executed, CommandError> {
         let executed = self.execute(id, command, request_id).await?;
+        self.wait_until_visible(executed).await;
+        Ok(executed)
+    }
+
+    /// Waits (at most [`READ_YOUR_WRITES_WAIT`]) until the read model shows `executed`.
+    pub async fn wait_until_visible(&self, executed: Executed) {
         if let Some(position) = executed.position {
             if !self
                 .projections
@@ -117,7 +158,6 @@ impl Commands {
                 );
             }
         }
-        Ok(executed)
     }
 
     async fn snapshot_if_due(&self, id: Uuid, trigger: &Trigger, before: usize, added: usize) {

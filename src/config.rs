@@ -66,6 +66,19 @@ pub struct ServeConfig {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "TRIGGER_ENGINE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Lifetime of an access token from `POST /token`, in seconds (one hour: the usual OAuth2
+    /// access-token lifetime; there are no refresh tokens).
+    #[arg(long, env = "TRIGGER_ENGINE_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    pub token_ttl_seconds: u64,
+
+    /// First run only (no users yet): the email of the admin user `serve` creates.
+    #[arg(long, env = "TRIGGER_ENGINE_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// First run only: the admin's password. Without it a password is generated and printed once.
+    #[arg(long, env = "TRIGGER_ENGINE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
 }
 
 impl ServeConfig {

@@ -1,18 +1,36 @@
-//! The HTTP surface. Each module serves one concern and exposes `router()`; this one merges them.
+//! The HTTP surface. Each module serves one concern and exposes `router()`; this one merges them
+//! and adds what every route shares: request ids, the body limit, problem+json for unknown routes.
 //!
 //! # Layout
 //! - [`health`]: `GET /healthz`.
+//! - [`token`]: `POST /token`, the OAuth2 password grant.
+//! - [`triggers`]: the trigger endpoints of the Triggers API.
+//! - [`providers`]: the native trigger catalogue.
+//! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
+//!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
 pub mod health;
+pub mod providers;
+pub mod request_id;
+pub mod token;
+pub mod triggers;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 
 use crate::commands::Commands;
+use crate::identity::Identity;
 use crate::projector::ProjectionHandle;
 use crate::store::Store;
+
+/// Largest request body accepted: 1 MiB, the limit the API promises; larger bodies get 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// What every handler may reach.
 #[derive(Clone)]
@@ -20,10 +38,19 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub commands: Commands,
     pub projections: ProjectionHandle,
+    pub identity: Identity,
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::router()).with_state(state)
+    Router::new()
+        .merge(health::router())
+        .merge(token::router())
+        .merge(triggers::router())
+        .merge(providers::router())
+        .fallback(|| async { error::ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .with_state(state)
 }

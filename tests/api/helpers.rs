@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use trigger_engine::app::App;
 use trigger_engine::commands::Commands;
 use trigger_engine::config::{ServeConfig, StoreConfig};
+use trigger_engine::identity::Identity;
 use trigger_engine::projector::ProjectionHandle;
 use trigger_engine::store::Store;
 use uuid::Uuid;
@@ -145,12 +146,17 @@ fn init_logs() {
     });
 }
 
+/// The first-run admin every test engine creates.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
 /// A running engine on 127.0.0.1 with a free port.
 pub struct TestApp {
     pub address: String,
     pub store: Arc<Store>,
     pub commands: Commands,
     pub projections: ProjectionHandle,
+    pub identity: Identity,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -159,15 +165,19 @@ pub struct TestApp {
 pub async fn spawn_app(db: &TestDb) -> TestApp {
     let serve = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        token_ttl_seconds: 3600,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
     };
     let app = App::build(&db.store_config(), &serve)
         .await
         .expect("building the engine");
     let address = format!("http://{}", app.local_addr());
-    let (store, commands, projections) = (
+    let (store, commands, projections, identity) = (
         app.store.clone(),
         app.commands.clone(),
         app.projections.clone(),
+        app.identity.clone(),
     );
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
@@ -178,6 +188,7 @@ pub async fn spawn_app(db: &TestDb) -> TestApp {
         store,
         commands,
         projections,
+        identity,
         http: reqwest::Client::new(),
         stop: Some(stop),
         server: Some(server),
@@ -204,12 +215,66 @@ impl TestApp {
             .position
     }
 
+    /// A new organisation with one user, signed in through `POST /token` over HTTP.
+    pub async fn sign_up(&self) -> Session {
+        let org_id = self.identity.create_org("test organisation").await.unwrap();
+        let email = format!("{}@example.com", Uuid::new_v4().simple());
+        let user_id = self
+            .identity
+            .create_user(org_id, &email, "a password")
+            .await
+            .unwrap();
+        let token = self.token(&email, "a password").await;
+        Session {
+            org_id,
+            user_id,
+            token,
+        }
+    }
+
+    /// An access token from the real token endpoint.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/token", self.address))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "signing in as {email}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A request to `path` on this engine, as `session`.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: &Session,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(&session.token)
+    }
+
     /// Creates a trigger in `org` and returns its id.
     pub async fn create_trigger(&self, org_id: Uuid) -> Uuid {
         let (id, action) = create_action(org_id);
         self.run(id, action).await;
         id
     }
+}
+
+/// A signed-in user of a fresh organisation.
+pub struct Session {
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    pub token: String,
 }
 
 pub fn user() -> Actor {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod health;
+mod http_triggers;
 mod identity;
 mod ordering;
 mod projections;
