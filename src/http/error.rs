@@ -39,6 +39,10 @@ pub enum ApiError {
         code: &'static str,
         description: String,
     },
+    /// 429: the caller is over a rate limit. Carries `Retry-After` with the whole seconds (at
+    /// least 1) after which a retry can pass.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// 500: a fault on our side; the cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,6 +65,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::OAuth { status, .. } => *status,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +80,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "/problems/unsupported-media-type",
             Self::Invalid { .. } => "/problems/invalid-field",
             Self::OAuth { .. } => "/problems/oauth",
+            Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
         }
     }
@@ -121,6 +127,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if matches!(self, Self::OAuth { .. }) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

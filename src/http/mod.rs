@@ -7,13 +7,15 @@
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
-//!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type.
+//!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type;
+//!   [`rate_limit`]: the token endpoint's and each organisation's rate limits.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod providers;
+pub mod rate_limit;
 pub mod request_id;
 pub mod token;
 pub mod triggers;
@@ -41,6 +43,7 @@ pub struct AppState {
     pub identity: Identity,
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
+    pub rate_limits: rate_limit::RateLimits,
 }
 
 pub fn router(state: AppState) -> Router {
