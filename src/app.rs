@@ -26,6 +26,7 @@ pub struct App {
     pub identity: Identity,
     ready: Arc<AtomicBool>,
     rate_limits: RateLimits,
+    ready_max_lag: u64,
     stop: CancellationToken,
     projector: tokio::task::JoinHandle<()>,
 }
@@ -75,6 +76,7 @@ impl App {
             identity,
             ready,
             rate_limits,
+            ready_max_lag: serve.ready_max_lag,
             stop,
             projector,
         })
@@ -99,6 +101,7 @@ impl App {
             identity: self.identity.clone(),
             ready: self.ready.clone(),
             rate_limits: self.rate_limits.clone(),
+            ready_max_lag: self.ready_max_lag,
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

@@ -104,6 +104,13 @@ pub struct ServeConfig {
     /// a page load or a script's burst is never refused.
     #[arg(long, env = "TRIGGER_ENGINE_API_BURST", default_value_t = NonZeroU32::new(200).unwrap())]
     pub api_burst: NonZeroU32,
+
+    /// `GET /readyz` fails when the trigger read model is more than this many events behind the
+    /// log. 1,000 is one projector batch (`projector::BATCH_SIZE`), about 15 ms of folding at the
+    /// rebuild rate measured in docs/benchmarks.md: a lag within one batch is work in flight;
+    /// beyond it the projector is not keeping up and reads would be stale.
+    #[arg(long, env = "TRIGGER_ENGINE_READY_MAX_LAG", default_value_t = crate::projector::BATCH_SIZE as u64)]
+    pub ready_max_lag: u64,
 }
 
 impl ServeConfig {

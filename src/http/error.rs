@@ -46,6 +46,9 @@ pub enum ApiError {
     /// 500: a fault on our side; the cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 503: the engine should not take traffic now; `check` names the readiness check that failed.
+    #[error("{detail}")]
+    Unavailable { check: &'static str, detail: String },
 }
 
 impl ApiError {
@@ -67,6 +70,7 @@ impl ApiError {
             Self::OAuth { status, .. } => *status,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -82,6 +86,7 @@ impl ApiError {
             Self::OAuth { .. } => "/problems/oauth",
             Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
+            Self::Unavailable { .. } => "/problems/unavailable",
         }
     }
 }
@@ -113,6 +118,9 @@ impl IntoResponse for ApiError {
             } => {
                 body.insert("error".into(), json!(code));
                 body.insert("error_description".into(), json!(description));
+            }
+            Self::Unavailable { check, .. } => {
+                body.insert("check".into(), json!(check));
             }
             _ => {}
         }

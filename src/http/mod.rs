@@ -2,7 +2,7 @@
 //! and adds what every route shares: request ids, the body limit, problem+json for unknown routes.
 //!
 //! # Layout
-//! - [`health`]: `GET /healthz`.
+//! - [`health`]: `GET /healthz` (liveness) and `GET /readyz` (readiness).
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
@@ -44,6 +44,8 @@ pub struct AppState {
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
     pub rate_limits: rate_limit::RateLimits,
+    /// `/readyz` fails beyond this projection lag, in events (`ServeConfig::ready_max_lag`).
+    pub ready_max_lag: u64,
 }
 
 pub fn router(state: AppState) -> Router {

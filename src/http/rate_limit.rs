@@ -170,6 +170,7 @@ mod tests {
             token_burst: per(5),
             api_rate_per_second: per(100),
             api_burst: per(200),
+            ready_max_lag: 1000,
         }
     }
 }

@@ -181,6 +181,7 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         token_burst: generous,
         api_rate_per_second: generous,
         api_burst: generous,
+        ready_max_lag: 1_000,
     };
     configure(&mut serve);
     let app = App::build(&db.store_config(), &serve)

@@ -1,15 +1,23 @@
-//! What operators rely on: rate limits that refuse without changing anything.
+//! What operators rely on: rate limits that refuse without changing anything, and readiness that
+//! follows the projection's lag.
 
 use std::num::NonZeroU32;
 
+use aggregates::event::Stamp;
+use aggregates::TriggerEvent;
+use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
-use crate::helpers::{spawn_app_with, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    eventually, spawn_app_with, user, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 crate::on_every_store!(
     it_should_refuse_token_attempts_over_the_limit_for_one_username_and_address,
     it_should_refuse_an_organisation_over_its_limit_without_slowing_another,
+    it_should_be_ready_only_while_the_read_model_keeps_up_with_the_log,
 );
 
 fn per(n: u32) -> NonZeroU32 {
@@ -138,5 +146,84 @@ async fn it_should_refuse_an_organisation_over_its_limit_without_slowing_another
         StatusCode::CREATED,
         "another organisation has its own limit"
     );
+    app.shutdown().await;
+}
+
+async fn it_should_be_ready_only_while_the_read_model_keeps_up_with_the_log(db: TestDb) {
+    let app = spawn_app_with(&db, |config| config.ready_max_lag = 0).await;
+    let readyz = format!("{}/readyz", app.address);
+    let http = app.http.clone();
+    eventually(10, "readyz to answer 200", || {
+        let (http, url) = (http.clone(), readyz.clone());
+        async move { http.get(&url).send().await.unwrap().status() == StatusCode::OK }
+    })
+    .await;
+    let ready: Value = app
+        .http
+        .get(&readyz)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["lag"], 0);
+
+    // An event the projector has no reader for (a version from the future, as a botched deploy
+    // would write) stops the read model at the event before it, while the log moves on.
+    let id = app.create_trigger(Uuid::new_v4()).await;
+    let enabled = serde_json::to_value(TriggerEvent::TriggerEnabled {
+        stamp: Stamp {
+            at: Utc::now(),
+            by: user(),
+        },
+    })
+    .unwrap();
+    let mut tx = app.store.begin().await.unwrap();
+    tx.execute(&format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('trigger', '{id}', 2, 'TriggerEnabled', '2', '{enabled}', '{{}}')"
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let stuck = app.http.get(&readyz).send().await.unwrap();
+    assert_eq!(stuck.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(stuck.headers()["content-type"], "application/problem+json");
+    let problem: Value = stuck.json().await.unwrap();
+    assert_eq!(problem["check"], "projection_lag", "{problem}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 events behind"));
+    let healthz = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        healthz.status(),
+        StatusCode::OK,
+        "still alive, just not ready"
+    );
+
+    // Once the event is readable the projector folds it, and the engine is ready again.
+    let mut tx = app.store.begin().await.unwrap();
+    tx.execute(&format!(
+        "UPDATE events SET event_version = '1' WHERE aggregate_id = '{id}' AND sequence = 2"
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    eventually(10, "readyz to answer 200 again", || {
+        let (http, url) = (http.clone(), readyz.clone());
+        async move { http.get(&url).send().await.unwrap().status() == StatusCode::OK }
+    })
+    .await;
+    let view = app.store.trigger_view(id).await.unwrap().unwrap();
+    assert_eq!(view.record.status, aggregates::TriggerStatus::Enabled);
     app.shutdown().await;
 }
