@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::config::{ServeConfig, StoreConfig};
+use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
 use crate::identity::Identity;
@@ -101,6 +102,7 @@ impl App {
             identity: self.identity.clone(),
             ready: self.ready.clone(),
             rate_limits: self.rate_limits.clone(),
+            metrics: Metrics::default(),
             ready_max_lag: self.ready_max_lag,
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`health`]: `GET /healthz` (liveness) and `GET /readyz` (readiness).
+//! - [`metrics`]: `GET /metrics`, and the middleware that counts and times every request.
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod providers;
 pub mod rate_limit;
 pub mod request_id;
@@ -44,6 +46,7 @@ pub struct AppState {
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
     pub rate_limits: rate_limit::RateLimits,
+    pub metrics: metrics::Metrics,
     /// `/readyz` fails beyond this projection lag, in events (`ServeConfig::ready_max_lag`).
     pub ready_max_lag: u64,
 }
@@ -54,8 +57,14 @@ pub fn router(state: AppState) -> Router {
         .merge(token::router())
         .merge(triggers::router())
         .merge(providers::router())
+        .merge(metrics::router())
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(request_id::assign))
+        // `Router::layer` wraps each route after it is matched, so the middleware sees its template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record,
+        ))
         .with_state(state)
 }

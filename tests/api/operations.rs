@@ -1,5 +1,5 @@
-//! What operators rely on: rate limits that refuse without changing anything, and readiness that
-//! follows the projection's lag.
+//! What operators rely on: rate limits that refuse without changing anything, readiness that
+//! follows the projection's lag, and metrics by route template.
 
 use std::num::NonZeroU32;
 
@@ -11,13 +11,15 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    eventually, spawn_app_with, user, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD,
+    eventually, spawn_app, spawn_app_with, user, Session, TestApp, TestDb, ADMIN_EMAIL,
+    ADMIN_PASSWORD,
 };
 
 crate::on_every_store!(
     it_should_refuse_token_attempts_over_the_limit_for_one_username_and_address,
     it_should_refuse_an_organisation_over_its_limit_without_slowing_another,
     it_should_be_ready_only_while_the_read_model_keeps_up_with_the_log,
+    it_should_export_request_counts_by_route_template_and_the_projection_lag,
 );
 
 fn per(n: u32) -> NonZeroU32 {
@@ -225,5 +227,59 @@ async fn it_should_be_ready_only_while_the_read_model_keeps_up_with_the_log(db: 
     .await;
     let view = app.store.trigger_view(id).await.unwrap().unwrap();
     assert_eq!(view.record.status, aggregates::TriggerStatus::Enabled);
+    app.shutdown().await;
+}
+
+async fn it_should_export_request_counts_by_route_template_and_the_projection_lag(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let session = app.sign_up().await;
+    let created: Value = create_trigger(&app, &session).await.json().await.unwrap();
+    let id = created["project_trigger_id"].as_str().unwrap().to_owned();
+    let one = app
+        .request(Method::GET, &format!("/triggers/{id}"), &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+    let nowhere = app
+        .request(Method::GET, &format!("/nowhere/{id}"), &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+
+    let scrape = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    assert!(scrape.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = scrape.text().await.unwrap();
+    let head = app.store.head().await.unwrap();
+    for line in [
+        r#"trigger_engine_http_requests_total{method="POST",route="/token",status="200"} 1"#,
+        r#"trigger_engine_http_requests_total{method="POST",route="/projects/{project_id}/triggers",status="201"} 1"#,
+        r#"trigger_engine_http_requests_total{method="GET",route="/triggers/{project_trigger_id}",status="200"} 1"#,
+        r#"trigger_engine_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"trigger_engine_http_request_duration_seconds_count{method="GET",route="/triggers/{project_trigger_id}"} 1"#,
+        r#"trigger_engine_projection_lag{projection="triggers"} 0"#,
+        &format!(r#"trigger_engine_projection_checkpoint{{projection="triggers"}} {head}"#),
+        "trigger_engine_store_up 1",
+    ] {
+        assert!(
+            text.lines().any(|got| got == line),
+            "no line `{line}` in\n{text}"
+        );
+    }
+    assert!(
+        !text.contains(&id),
+        "a raw path with an id made it into a label"
+    );
+    assert!(text.ends_with("# EOF\n"));
     app.shutdown().await;
 }
