@@ -39,9 +39,16 @@ pub enum ApiError {
         code: &'static str,
         description: String,
     },
+    /// 429: the caller is over a rate limit. Carries `Retry-After` with the whole seconds (at
+    /// least 1) after which a retry can pass.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// 500: a fault on our side; the cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 503: the engine should not take traffic now; `check` names the readiness check that failed.
+    #[error("{detail}")]
+    Unavailable { check: &'static str, detail: String },
 }
 
 impl ApiError {
@@ -61,7 +68,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::OAuth { status, .. } => *status,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -75,7 +84,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "/problems/unsupported-media-type",
             Self::Invalid { .. } => "/problems/invalid-field",
             Self::OAuth { .. } => "/problems/oauth",
+            Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
+            Self::Unavailable { .. } => "/problems/unavailable",
         }
     }
 }
@@ -108,6 +119,9 @@ impl IntoResponse for ApiError {
                 body.insert("error".into(), json!(code));
                 body.insert("error_description".into(), json!(description));
             }
+            Self::Unavailable { check, .. } => {
+                body.insert("check".into(), json!(check));
+            }
             _ => {}
         }
         let mut response = (status, axum::Json(Value::Object(body))).into_response();
@@ -121,6 +135,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if matches!(self, Self::OAuth { .. }) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
