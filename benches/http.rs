@@ -83,11 +83,15 @@ async fn bench_store(url: &str, window: Duration, concurrency: usize) -> anyhow:
         database_url: url.to_owned(),
         pool_size: 32,
     };
+    // The per-organisation rate limit would cap the figures at its own rate: lift it.
+    let unlimited = std::num::NonZeroU32::MAX;
     let serve = ServeConfig {
         listen: "127.0.0.1:0".parse()?,
-        token_ttl_seconds: 3600,
         admin_email: Some(EMAIL.into()),
         admin_password: Some(PASSWORD.into()),
+        api_rate_per_second: unlimited,
+        api_burst: unlimited,
+        ..ServeConfig::from_env()
     };
     let app = App::build(&store, &serve).await?;
     let base = format!("http://{}", app.local_addr());
