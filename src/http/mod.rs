@@ -6,6 +6,8 @@
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
+//! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
+//!   `GET /docs`, Swagger UI showing it.
 //! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
 //!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type.
 
@@ -13,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod providers;
 pub mod request_id;
 pub mod token;
@@ -23,6 +26,8 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::commands::Commands;
 use crate::identity::Identity;
@@ -44,11 +49,16 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Each module's routes carry their OpenAPI operations; splitting them gives the axum router
+    // and the document that describes exactly it.
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(token::router())
         .merge(triggers::router())
         .merge(providers::router())
+        .split_for_parts();
+    routes
+        .merge(openapi::router(document))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(request_id::assign))

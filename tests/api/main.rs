@@ -7,6 +7,7 @@ mod cli;
 mod health;
 mod http_triggers;
 mod identity;
+mod openapi;
 mod ordering;
 mod projections;
 mod streams;
