@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::config::{ServeConfig, StoreConfig};
+use crate::http::metrics::Metrics;
+use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
 use crate::identity::Identity;
 use crate::projector::{self, ProjectionHandle};
@@ -24,6 +26,8 @@ pub struct App {
     pub projections: ProjectionHandle,
     pub identity: Identity,
     ready: Arc<AtomicBool>,
+    rate_limits: RateLimits,
+    ready_max_lag: u64,
     stop: CancellationToken,
     projector: tokio::task::JoinHandle<()>,
 }
@@ -63,6 +67,8 @@ impl App {
             }
             ready_flag.store(true, Ordering::Release);
         });
+        let rate_limits = RateLimits::new(serve);
+        rate_limits.spawn_forgetting(stop.clone());
         Ok(Self {
             listener,
             store,
@@ -70,6 +76,8 @@ impl App {
             projections,
             identity,
             ready,
+            rate_limits,
+            ready_max_lag: serve.ready_max_lag,
             stop,
             projector,
         })
@@ -93,9 +101,14 @@ impl App {
             projections: self.projections.clone(),
             identity: self.identity.clone(),
             ready: self.ready.clone(),
+            rate_limits: self.rate_limits.clone(),
+            metrics: Metrics::default(),
+            ready_max_lag: self.ready_max_lag,
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
-        axum::serve(self.listener, http::router(state))
+        // With the peer's address, which the token endpoint's rate limit is keyed on.
+        let service = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;

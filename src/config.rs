@@ -1,6 +1,7 @@
 //! Command line and environment: one clap definition that `--help` documents in full.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
@@ -79,6 +80,37 @@ pub struct ServeConfig {
     /// First run only: the admin's password. Without it a password is generated and printed once.
     #[arg(long, env = "TRIGGER_ENGINE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+
+    /// `POST /token` attempts allowed per minute for one username from one client address, once
+    /// the burst is spent. 10 a minute never holds up a person retyping a password, and holds a
+    /// guesser of one account from one address to 14,400 guesses a day instead of the thousands a
+    /// minute the endpoint could otherwise serve.
+    #[arg(long, env = "TRIGGER_ENGINE_TOKEN_RATE_PER_MINUTE", default_value_t = NonZeroU32::new(10).unwrap())]
+    pub token_rate_per_minute: NonZeroU32,
+
+    /// `POST /token` attempts one username may make from one address back to back: 5 covers a few
+    /// typos in a row.
+    #[arg(long, env = "TRIGGER_ENGINE_TOKEN_BURST", default_value_t = NonZeroU32::new(5).unwrap())]
+    pub token_burst: NonZeroU32,
+
+    /// Authenticated API requests per second for one organisation, once the burst is spent. 100/s
+    /// is far above what a project's UI or scripts make, yet holds one tenant to about a twentieth
+    /// of the ~2,000 commands per second the store sustains (docs/benchmarks.md), so it cannot
+    /// starve the others.
+    #[arg(long, env = "TRIGGER_ENGINE_API_RATE_PER_SECOND", default_value_t = NonZeroU32::new(100).unwrap())]
+    pub api_rate_per_second: NonZeroU32,
+
+    /// Authenticated API requests one organisation may make back to back: two seconds' worth, so
+    /// a page load or a script's burst is never refused.
+    #[arg(long, env = "TRIGGER_ENGINE_API_BURST", default_value_t = NonZeroU32::new(200).unwrap())]
+    pub api_burst: NonZeroU32,
+
+    /// `GET /readyz` fails when the trigger read model is more than this many events behind the
+    /// log. 1,000 is one projector batch (`projector::BATCH_SIZE`), about 15 ms of folding at the
+    /// rebuild rate measured in docs/benchmarks.md: a lag within one batch is work in flight;
+    /// beyond it the projector is not keeping up and reads would be stale.
+    #[arg(long, env = "TRIGGER_ENGINE_READY_MAX_LAG", default_value_t = crate::projector::BATCH_SIZE as u64)]
+    pub ready_max_lag: u64,
 }
 
 impl ServeConfig {

@@ -11,6 +11,7 @@
 //! - [`rebuild`]: blue/green rebuild of a read model.
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
 //! - [`cli`]: the operator and auditor subcommands.
+//! - [`webhooks`]: verifying providers' webhook signatures.
 
 pub mod app;
 pub mod catalogue;
@@ -22,3 +23,4 @@ pub mod identity;
 pub mod projector;
 pub mod rebuild;
 pub mod store;
+pub mod webhooks;

@@ -9,6 +9,7 @@
 //! - [`event`]: what happened to a trigger ([`TriggerEvent`]); each type name is a stored contract.
 //! - [`record`]: the trigger's fields as every reader sees them ([`TriggerRecord`]).
 //! - [`trigger`]: the aggregate ([`Trigger`]) that decides commands and applies events.
+//! - [`run`]: the run aggregate ([`Run`]): one firing, its attempts, success or dead letter.
 //! - [`error`]: why a command was refused ([`TriggerError`]).
 
 pub mod actor;
@@ -16,6 +17,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod record;
+pub mod run;
 pub mod trigger;
 
 pub use actor::Actor;
@@ -23,4 +25,5 @@ pub use command::{NewTrigger, TriggerAction, TriggerCommand};
 pub use error::TriggerError;
 pub use event::TriggerEvent;
 pub use record::{TriggerRecord, TriggerStatus};
+pub use run::{Run, RunCause, RunCommand, RunError, RunEvent, RunStatus};
 pub use trigger::Trigger;

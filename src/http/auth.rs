@@ -9,7 +9,8 @@ use super::error::ApiError;
 use super::AppState;
 use crate::identity::Principal;
 
-/// The authenticated caller. Handlers that take it answer 401 to anyone without a valid token.
+/// The authenticated caller. Handlers that take it answer 401 to anyone without a valid token, and
+/// 429 once the caller's organisation is over its rate limit.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
@@ -35,6 +36,9 @@ impl FromRequestParts<AppState> for Caller {
                 "expected `Authorization: Bearer <token>`",
             ))?;
         let principal = state.identity.verify_token(token, Utc::now())?;
+        // Counted here, where the organisation is first known and before the handler reads the
+        // body or writes anything: a refused request costs a signature check and nothing more.
+        state.rate_limits.check_org(principal.org_id)?;
         Ok(Self(principal))
     }
 }

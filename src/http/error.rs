@@ -43,9 +43,16 @@ pub enum ApiError {
         code: &'static str,
         description: String,
     },
+    /// 429: the caller is over a rate limit. Carries `Retry-After` with the whole seconds (at
+    /// least 1) after which a retry can pass.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// 500: a fault on our side; the cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 503: the engine should not take traffic now; `check` names the readiness check that failed.
+    #[error("{detail}")]
+    Unavailable { check: &'static str, detail: String },
 }
 
 impl ApiError {
@@ -65,7 +72,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::OAuth { status, .. } => *status,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -79,7 +88,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "/problems/unsupported-media-type",
             Self::Invalid { .. } => "/problems/invalid-field",
             Self::OAuth { .. } => "/problems/oauth",
+            Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
+            Self::Unavailable { .. } => "/problems/unavailable",
         }
     }
 }
@@ -118,6 +129,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub error_description: Option<String>,
+    /// 503 only: the readiness check that failed, `store` or `projection_lag`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, example = "projection_lag")]
+    pub check: Option<&'static str>,
 }
 
 impl IntoResponse for ApiError {
@@ -138,6 +153,7 @@ impl IntoResponse for ApiError {
             field: None,
             error: None,
             error_description: None,
+            check: None,
         };
         match &self {
             Self::Invalid { field, .. } => problem.field = Some(field.clone()),
@@ -147,6 +163,7 @@ impl IntoResponse for ApiError {
                 problem.error = Some(code);
                 problem.error_description = Some(description.clone());
             }
+            Self::Unavailable { check, .. } => problem.check = Some(check),
             _ => {}
         }
         let mut response = (status, axum::Json(problem)).into_response();
@@ -160,6 +177,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer error=\"invalid_token\""),
             );
+        }
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if matches!(self, Self::OAuth { .. }) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -1,19 +1,33 @@
-//! Liveness for load balancers and orchestrators.
+//! Liveness and readiness for load balancers and orchestrators.
+//!
+//! `GET /healthz` (liveness) answers 200 once the engine has started and caught up with the log
+//! it found at start-up, and stays 200 after: restarting the process would not help with anything
+//! it could report later. `GET /readyz` (readiness) answers 200 only while this engine can serve
+//! fresh reads right now: the store answers queries, and the trigger read model is at most
+//! `TRIGGER_ENGINE_READY_MAX_LAG` events behind the log. A load balancer stops sending traffic to
+//! an engine that is not ready, and sends it again once it is, without restarting it.
 
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::routing::get;
 use axum::Json;
 use serde::Serialize;
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::ApiError;
 use super::AppState;
+use crate::store::views::LIVE_TRIGGERS;
+use crate::store::{Store, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .route("/readyz", get(readyz))
 }
 
 /// Whether the engine is ready to answer reads consistently.
@@ -57,4 +71,58 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         };
         (StatusCode::SERVICE_UNAVAILABLE, Json(health))
     }
+}
+
+/// 200 while the store answers and the read model keeps up with the log; otherwise 503, with the
+/// failed check in the problem's `check` member (`store` or `projection_lag`).
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let progress = projection_progress(&state.store).await.map_err(|error| {
+        tracing::warn!(%error, "not ready: the store did not answer");
+        ApiError::Unavailable {
+            check: "store",
+            detail: "the store did not answer a query".into(),
+        }
+    })?;
+    let lag = progress.lag();
+    if lag > state.ready_max_lag {
+        return Err(ApiError::Unavailable {
+            check: "projection_lag",
+            detail: format!(
+                "the `{}` read model is {lag} events behind the log (at most {} allowed)",
+                LIVE_TRIGGERS.checkpoint, state.ready_max_lag
+            ),
+        });
+    }
+    Ok(Json(json!({
+        "status": "ready",
+        "head": progress.head,
+        "checkpoint": progress.checkpoint,
+        "lag": lag,
+    })))
+}
+
+/// How far a projection has got through the log.
+pub(crate) struct Progress {
+    pub head: i64,
+    pub checkpoint: i64,
+}
+
+impl Progress {
+    /// Events appended but not yet folded into the read model.
+    pub fn lag(&self) -> u64 {
+        u64::try_from(self.head - self.checkpoint).unwrap_or(0)
+    }
+}
+
+/// The trigger read model's progress. The checkpoint is read before the head, so an event
+/// appended and folded between the two reads can only make the lag look larger, never negative.
+pub(crate) async fn projection_progress(store: &Store) -> Result<Progress, StoreError> {
+    let checkpoint = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .find(|checkpoint| checkpoint.name == LIVE_TRIGGERS.checkpoint)
+        .map_or(0, |checkpoint| checkpoint.position);
+    let head = store.head().await?;
+    Ok(Progress { head, checkpoint })
 }

@@ -2,21 +2,25 @@
 //! and adds what every route shares: request ids, the body limit, problem+json for unknown routes.
 //!
 //! # Layout
-//! - [`health`]: `GET /healthz`.
+//! - [`health`]: `GET /healthz` (liveness) and `GET /readyz` (readiness).
+//! - [`metrics`]: `GET /metrics`, and the middleware that counts and times every request.
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
 //! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
-//!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type.
+//!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type;
+//!   [`rate_limit`]: the token endpoint's and each organisation's rate limits.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod providers;
+pub mod rate_limit;
 pub mod request_id;
 pub mod token;
 pub mod triggers;
@@ -46,6 +50,10 @@ pub struct AppState {
     pub identity: Identity,
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
+    pub rate_limits: rate_limit::RateLimits,
+    pub metrics: metrics::Metrics,
+    /// `/readyz` fails beyond this projection lag, in events (`ServeConfig::ready_max_lag`).
+    pub ready_max_lag: u64,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -58,9 +66,15 @@ pub fn router(state: AppState) -> Router {
         .merge(providers::router())
         .split_for_parts();
     routes
+        .merge(metrics::router())
         .merge(openapi::router(document))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(request_id::assign))
+        // `Router::layer` wraps each route after it is matched, so the middleware sees its template.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record,
+        ))
         .with_state(state)
 }

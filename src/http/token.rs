@@ -1,6 +1,9 @@
-//! `POST /token`: the OAuth2 resource owner password credentials grant (RFC 6749 §4.3).
+//! `POST /token`: the OAuth2 resource owner password credentials grant (RFC 6749 §4.3), rate
+//! limited per client address and username to slow password guessing.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -69,6 +72,7 @@ struct TokenResponse {
 #[tracing::instrument(skip_all)]
 async fn token(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiForm(request): ApiForm<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let invalid_request = |description: &str| ApiError::OAuth {
@@ -93,6 +97,8 @@ async fn token(
     let password = request
         .password
         .ok_or_else(|| invalid_request("missing password"))?;
+    // Before the password is hashed: a refused guess costs us nothing and tells nothing.
+    state.rate_limits.check_token(client.ip(), &username)?;
     let issued = state
         .identity
         .password_grant(&username, &password, Utc::now())

@@ -1,7 +1,7 @@
 //! The event store: one behaviour over two databases.
 //!
 //! `DATABASE_URL` picks the backend. Both keep the same tables (see `migrations/`), and every query
-//! we write ourselves is plain SQL both dialects accept, run through [`on_pool!`] against whichever
+//! we write ourselves is plain SQL both dialects accept, run through [`on_pool!`](crate::on_pool) against whichever
 //! pool is configured. The per-stream append and load go through postgres-es and sqlite-es.
 //!
 //! # Layout

@@ -1,6 +1,7 @@
 //! Spawning the engine against a fresh store, and the commands tests issue.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Once;
 
@@ -163,12 +164,26 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(db: &TestDb) -> TestApp {
-    let serve = ServeConfig {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration changed by `configure` first (tighter rate limits, a
+/// readiness bound...).
+pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    // Limits far above anything a test sends, so only tests that set their own ever meet one.
+    let generous = NonZeroU32::new(1_000_000).unwrap();
+    let mut serve = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         token_ttl_seconds: 3600,
         admin_email: Some(ADMIN_EMAIL.into()),
         admin_password: Some(ADMIN_PASSWORD.into()),
+        token_rate_per_minute: generous,
+        token_burst: generous,
+        api_rate_per_second: generous,
+        api_burst: generous,
+        ready_max_lag: 1_000,
     };
+    configure(&mut serve);
     let app = App::build(&db.store_config(), &serve)
         .await
         .expect("building the engine");

@@ -4,10 +4,12 @@
 mod helpers;
 
 mod cli;
+mod durability;
 mod health;
 mod http_triggers;
 mod identity;
 mod openapi;
+mod operations;
 mod ordering;
 mod projections;
 mod streams;

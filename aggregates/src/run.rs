@@ -1,0 +1,364 @@
+//! The run aggregate: one firing of a trigger, from request to success or dead letter.
+//!
+//! A run's id derives from its cause ([`run_id`]): the same delivery, schedule slot or polled item
+//! always names the same run, so a duplicate cause finds the run already requested and records
+//! nothing, on any engine process. Each firing is its own stream, so concurrent firings of one hot
+//! trigger never contend on one stream.
+//!
+//! Attempts are numbered. A worker starts attempt n only if n is the next one: two workers that
+//! race for the same attempt both decide against the same history, and the stream's sequence lets
+//! only one of them append; the other, deciding again, finds the attempt taken.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::event::{Stamp, EVENT_VERSION};
+
+/// What fired a trigger. The key is what makes two firings the same firing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunCause {
+    /// A webhook delivery, keyed by the provider's delivery or event id (or an Idempotency-Key).
+    Delivery { key: String },
+    /// A schedule slot, keyed by its scheduled time.
+    ScheduleSlot { at: DateTime<Utc> },
+    /// An item a poller found, keyed by the item's id.
+    PolledItem { id: String },
+}
+
+impl RunCause {
+    fn key(&self) -> String {
+        match self {
+            Self::Delivery { key } => format!("delivery:{key}"),
+            Self::ScheduleSlot { at } => format!("slot:{}", at.to_rfc3339()),
+            Self::PolledItem { id } => format!("item:{id}"),
+        }
+    }
+}
+
+/// The run id a cause names: a UUID v5 in the trigger's own namespace, the same on every process.
+pub fn run_id(project_trigger_id: Uuid, cause: &RunCause) -> Uuid {
+    Uuid::new_v5(&project_trigger_id, cause.key().as_bytes())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Waiting for its next attempt (the first, a retry, or a manual re-run).
+    Requested,
+    /// An attempt is under way.
+    Running,
+    Succeeded,
+    /// The last attempt failed; the next is due at `next_attempt_at`.
+    Failed,
+    /// Attempts are exhausted or the target refused for good; only a manual retry revives it.
+    DeadLettered,
+}
+
+/// A run as its events describe it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: Uuid,
+    pub project_trigger_id: Uuid,
+    pub org_id: Uuid,
+    pub project_id: String,
+    pub provider_id: String,
+    pub trigger_id: String,
+    pub cause: RunCause,
+    pub payload: Value,
+    pub received_at: DateTime<Utc>,
+    pub status: RunStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub requested_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the trigger fired with: everything the executor hands to the project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    pub project_trigger_id: Uuid,
+    pub org_id: Uuid,
+    pub project_id: String,
+    pub provider_id: String,
+    pub trigger_id: String,
+    pub cause: RunCause,
+    pub payload: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RunCommand {
+    /// Fire: records the run unless its cause already did.
+    Request { firing: Firing, stamp: Stamp },
+    /// A worker claims attempt `attempt`, which must be the next one.
+    StartAttempt { attempt: u32, stamp: Stamp },
+    /// The running attempt reached the target and was accepted.
+    Succeed { attempt: u32, stamp: Stamp },
+    /// The running attempt failed: retry at `retry_at`, or dead-letter when `None`.
+    Fail {
+        attempt: u32,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+        stamp: Stamp,
+    },
+    /// A person asks to run a failed or dead-lettered run again.
+    Retry { stamp: Stamp },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RunEvent {
+    RunRequested {
+        run_id: Uuid,
+        firing: Firing,
+        stamp: Stamp,
+    },
+    AttemptStarted {
+        attempt: u32,
+        stamp: Stamp,
+    },
+    RunSucceeded {
+        attempt: u32,
+        stamp: Stamp,
+    },
+    AttemptFailed {
+        attempt: u32,
+        error: String,
+        retry_at: DateTime<Utc>,
+        stamp: Stamp,
+    },
+    RunDeadLettered {
+        attempt: u32,
+        error: String,
+        stamp: Stamp,
+    },
+    RetryRequested {
+        stamp: Stamp,
+    },
+}
+
+impl RunEvent {
+    pub const TYPES: [&'static str; 6] = [
+        "RunRequested",
+        "AttemptStarted",
+        "RunSucceeded",
+        "AttemptFailed",
+        "RunDeadLettered",
+        "RetryRequested",
+    ];
+
+    pub fn stamp(&self) -> &Stamp {
+        match self {
+            Self::RunRequested { stamp, .. }
+            | Self::AttemptStarted { stamp, .. }
+            | Self::RunSucceeded { stamp, .. }
+            | Self::AttemptFailed { stamp, .. }
+            | Self::RunDeadLettered { stamp, .. }
+            | Self::RetryRequested { stamp } => stamp,
+        }
+    }
+}
+
+impl DomainEvent for RunEvent {
+    fn event_type(&self) -> String {
+        let index = match self {
+            Self::RunRequested { .. } => 0,
+            Self::AttemptStarted { .. } => 1,
+            Self::RunSucceeded { .. } => 2,
+            Self::AttemptFailed { .. } => 3,
+            Self::RunDeadLettered { .. } => 4,
+            Self::RetryRequested { .. } => 5,
+        };
+        Self::TYPES[index].to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    #[error("run does not exist")]
+    NotFound,
+    /// Another worker took this attempt, or it is not the attempt under way.
+    #[error("attempt {attempt} is not the one to {action} (run is {status:?} after {attempts} attempts)")]
+    WrongAttempt {
+        attempt: u32,
+        action: &'static str,
+        status: RunStatus,
+        attempts: u32,
+    },
+    /// Only failed or dead-lettered runs can be retried by hand.
+    #[error("a {0:?} run cannot be retried")]
+    NotRetryable(RunStatus),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    record: Option<RunRecord>,
+}
+
+impl Run {
+    pub fn record(&self) -> Option<&RunRecord> {
+        self.record.as_ref()
+    }
+
+    /// The events `command` causes, possibly none.
+    pub fn decide(&self, command: RunCommand) -> Result<Vec<RunEvent>, RunError> {
+        let record = match (&self.record, command) {
+            (None, RunCommand::Request { firing, stamp }) => {
+                let run_id = run_id(firing.project_trigger_id, &firing.cause);
+                return Ok(vec![RunEvent::RunRequested {
+                    run_id,
+                    firing,
+                    stamp,
+                }]);
+            }
+            // The same cause again: the run exists, nothing new happened.
+            (Some(_), RunCommand::Request { .. }) => return Ok(vec![]),
+            (None, _) => return Err(RunError::NotFound),
+            (Some(record), command) => (record, command),
+        };
+        let (record, command) = record;
+        let wrong = |attempt, action| RunError::WrongAttempt {
+            attempt,
+            action,
+            status: record.status,
+            attempts: record.attempts,
+        };
+        let event = match command {
+            RunCommand::Request { .. } => unreachable!("decided above"),
+            RunCommand::StartAttempt { attempt, stamp } => {
+                let startable = matches!(record.status, RunStatus::Requested | RunStatus::Failed);
+                if !startable || attempt != record.attempts + 1 {
+                    return Err(wrong(attempt, "start"));
+                }
+                RunEvent::AttemptStarted { attempt, stamp }
+            }
+            RunCommand::Succeed { attempt, stamp } => {
+                if record.status != RunStatus::Running || attempt != record.attempts {
+                    return Err(wrong(attempt, "finish"));
+                }
+                RunEvent::RunSucceeded { attempt, stamp }
+            }
+            RunCommand::Fail {
+                attempt,
+                error,
+                retry_at,
+                stamp,
+            } => {
+                if record.status != RunStatus::Running || attempt != record.attempts {
+                    return Err(wrong(attempt, "finish"));
+                }
+                match retry_at {
+                    Some(retry_at) => RunEvent::AttemptFailed {
+                        attempt,
+                        error,
+                        retry_at,
+                        stamp,
+                    },
+                    None => RunEvent::RunDeadLettered {
+                        attempt,
+                        error,
+                        stamp,
+                    },
+                }
+            }
+            RunCommand::Retry { stamp } => {
+                if !matches!(record.status, RunStatus::Failed | RunStatus::DeadLettered) {
+                    return Err(RunError::NotRetryable(record.status));
+                }
+                RunEvent::RetryRequested { stamp }
+            }
+        };
+        Ok(vec![event])
+    }
+
+    fn evolve(record: Option<RunRecord>, event: &RunEvent) -> Option<RunRecord> {
+        if let RunEvent::RunRequested {
+            run_id,
+            firing,
+            stamp,
+        } = event
+        {
+            return Some(RunRecord {
+                run_id: *run_id,
+                project_trigger_id: firing.project_trigger_id,
+                org_id: firing.org_id,
+                project_id: firing.project_id.clone(),
+                provider_id: firing.provider_id.clone(),
+                trigger_id: firing.trigger_id.clone(),
+                cause: firing.cause.clone(),
+                payload: firing.payload.clone(),
+                received_at: firing.received_at,
+                status: RunStatus::Requested,
+                attempts: 0,
+                last_error: None,
+                next_attempt_at: Some(stamp.at),
+                requested_at: stamp.at,
+                updated_at: stamp.at,
+            });
+        }
+        let mut record = record?;
+        match event {
+            RunEvent::RunRequested { .. } => unreachable!("handled above"),
+            RunEvent::AttemptStarted { attempt, .. } => {
+                record.status = RunStatus::Running;
+                record.attempts = *attempt;
+                record.next_attempt_at = None;
+            }
+            RunEvent::RunSucceeded { .. } => {
+                record.status = RunStatus::Succeeded;
+                record.last_error = None;
+            }
+            RunEvent::AttemptFailed {
+                error, retry_at, ..
+            } => {
+                record.status = RunStatus::Failed;
+                record.last_error = Some(error.clone());
+                record.next_attempt_at = Some(*retry_at);
+            }
+            RunEvent::RunDeadLettered { error, .. } => {
+                record.status = RunStatus::DeadLettered;
+                record.last_error = Some(error.clone());
+            }
+            RunEvent::RetryRequested { stamp } => {
+                record.status = RunStatus::Requested;
+                record.next_attempt_at = Some(stamp.at);
+            }
+        }
+        record.updated_at = event.stamp().at;
+        Some(record)
+    }
+}
+
+impl Aggregate for Run {
+    /// The stream type stored with every run event: a persistence contract, never renamed.
+    const TYPE: &'static str = "run";
+    type Command = RunCommand;
+    type Event = RunEvent;
+    type Error = RunError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        self.record = Self::evolve(self.record.take(), &event);
+    }
+}

@@ -1,0 +1,200 @@
+//! `GET /metrics`: Prometheus metrics in the OpenMetrics text format, which Prometheus scrapes
+//! natively.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `trigger_engine_http_requests_total` | counter | `method`, `route`, `status` |
+//! | `trigger_engine_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `trigger_engine_projection_lag` | gauge: events in the log not yet in the read model | `projection` |
+//! | `trigger_engine_projection_checkpoint` | gauge: the last position folded | `projection` |
+//! | `trigger_engine_store_up` | gauge: 1 if the store answered this scrape's queries, else 0 | |
+//!
+//! `route` is the route template (`/triggers/{project_trigger_id}`), never the path a client sent:
+//! ids in labels would make a new series per trigger. The projection gauges are read from the store
+//! at each scrape, so they are never stale, and are left out when the store does not answer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::error::ApiError;
+use super::health::projection_progress;
+use super::AppState;
+use crate::store::views::LIVE_TRIGGERS;
+
+const PREFIX: &str = "trigger_engine";
+
+/// The media type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `route` of requests no route matched: one series for all of them, whatever their paths.
+const UNMATCHED: &str = "unmatched";
+
+/// Latency buckets in seconds: Prometheus's default buckets, 5 ms to 10 s. A command takes about
+/// 1-2 ms in the store (docs/benchmarks.md) and a password grant tens of milliseconds, so requests
+/// fall in the lower buckets and anything slow still lands in a bucket of its own.
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProjectionLabels {
+    projection: &'static str,
+}
+
+/// The request metrics of one engine. Each engine has its own registry (tests run several engines
+/// in one process); clones share it.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
+        let mut registry = Registry::with_prefix(PREFIX);
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template and status code",
+            requests.clone(),
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from receiving a request to its response head, by route template",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            latency,
+        }
+    }
+}
+
+impl Metrics {
+    fn observe(&self, method: &'static str, route: String, status: StatusCode, seconds: f64) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.clone(),
+            })
+            .observe(seconds);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+}
+
+/// Middleware: counts and times every request, by the route that served it.
+pub async fn record(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED.to_owned(), |path| path.as_str().to_owned());
+    let method = method_label(request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.observe(
+        method,
+        route,
+        response.status(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The standard methods by name and any other as `other`: a client may send any token as a method,
+/// and each distinct label value is a new series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Gauges read at scrape time go in a registry of their own, built afresh each time, so a store
+    // that does not answer leaves them out rather than repeating an old value.
+    let mut now = Registry::with_prefix(PREFIX);
+    let store_up = Gauge::<i64>::default();
+    match projection_progress(&state.store).await {
+        Ok(progress) => {
+            store_up.set(1);
+            let labels = ProjectionLabels {
+                projection: LIVE_TRIGGERS.checkpoint,
+            };
+            let lag = Family::<ProjectionLabels, Gauge>::default();
+            lag.get_or_create(&labels)
+                .set(i64::try_from(progress.lag()).unwrap_or(i64::MAX));
+            let checkpoint = Family::<ProjectionLabels, Gauge>::default();
+            checkpoint.get_or_create(&labels).set(progress.checkpoint);
+            now.register(
+                "projection_lag",
+                "Events in the log that the read model has not folded yet",
+                lag,
+            );
+            now.register(
+                "projection_checkpoint",
+                "The last log position the read model has folded",
+                checkpoint,
+            );
+        }
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the projection's progress"),
+    }
+    now.register(
+        "store_up",
+        "1 if the store answered this scrape's queries, else 0",
+        store_up,
+    );
+    let mut body = String::new();
+    encode_registry(&mut body, &state.metrics.registry)
+        .and_then(|()| encode_registry(&mut body, &now))
+        .and_then(|()| encode_eof(&mut body))
+        .map_err(|_| ApiError::Internal("encoding metrics".into()))?;
+    Ok(([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response())
+}

@@ -1,0 +1,423 @@
+//! Webhook signatures exactly as each provider computes them, over the raw request bytes.
+//!
+//! Every scheme is HMAC-SHA256. Verification accepts any of several secrets (so a secret can be
+//! rotated without dropping deliveries) and any of several signatures in one header (providers send
+//! one per active secret), compares in constant time (`Mac::verify_slice`), and refuses timestamps
+//! outside the provider's tolerance so a captured delivery cannot be replayed later.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Stripe and Standard Webhooks refuse deliveries signed more than five minutes away from now.
+pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
+
+/// Why a delivery's signature was refused. None of these say which secret was tried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("missing `{0}` header")]
+    Missing(&'static str),
+    #[error("malformed `{0}` header")]
+    Malformed(&'static str),
+    #[error("signature does not match")]
+    Mismatch,
+    #[error("timestamp is outside the {0} s tolerance")]
+    Stale(i64),
+    #[error("no signing secret is configured")]
+    NoSecret,
+}
+
+/// The headers a verifier reads, by lower-case name.
+pub trait Headers {
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+impl Headers for axum::http::HeaderMap {
+    fn get(&self, name: &str) -> Option<&str> {
+        axum::http::HeaderMap::get(self, name).and_then(|value| value.to_str().ok())
+    }
+}
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+/// True when any secret's MAC over `parts` equals any of `signatures`, compared in constant time.
+fn any_matches(keys: &[Vec<u8>], parts: &[&[u8]], signatures: &[Vec<u8>]) -> bool {
+    keys.iter().any(|key| {
+        signatures
+            .iter()
+            .any(|signature| mac(key, parts).verify_slice(signature).is_ok())
+    })
+}
+
+fn required<'h>(headers: &'h impl Headers, name: &'static str) -> Result<&'h str, SignatureError> {
+    headers.get(name).ok_or(SignatureError::Missing(name))
+}
+
+fn within(timestamp: i64, now: DateTime<Utc>, tolerance: i64) -> Result<(), SignatureError> {
+    if (now.timestamp() - timestamp).abs() > tolerance {
+        return Err(SignatureError::Stale(tolerance));
+    }
+    Ok(())
+}
+
+fn raw_keys(secrets: &[&str]) -> Result<Vec<Vec<u8>>, SignatureError> {
+    if secrets.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
+    Ok(secrets
+        .iter()
+        .map(|secret| secret.as_bytes().to_vec())
+        .collect())
+}
+
+/// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, HMAC of `"{t}.{body}"` keyed with
+/// the endpoint secret as written (`whsec_...`).
+pub fn verify_stripe(
+    headers: &impl Headers,
+    body: &[u8],
+    secrets: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    const HEADER: &str = "stripe-signature";
+    let keys = raw_keys(secrets)?;
+    let header = required(headers, HEADER)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for item in header.split(',') {
+        match item.trim().split_once('=') {
+            Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
+            Some(("v1", value)) => {
+                signatures.push(hex::decode(value).map_err(|_| SignatureError::Malformed(HEADER))?)
+            }
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureError::Malformed(HEADER))?;
+    if signatures.is_empty() {
+        return Err(SignatureError::Malformed(HEADER));
+    }
+    within(timestamp, now, DEFAULT_TOLERANCE_SECS)?;
+    let stamp = timestamp.to_string();
+    if any_matches(&keys, &[stamp.as_bytes(), b".", body], &signatures) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// GitHub: `X-Hub-Signature-256: sha256=<hex>`, HMAC of the body. GitHub sends no timestamp;
+/// replays are caught by the delivery id instead.
+pub fn verify_github(
+    headers: &impl Headers,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<(), SignatureError> {
+    const HEADER: &str = "x-hub-signature-256";
+    let keys = raw_keys(secrets)?;
+    let value = required(headers, HEADER)?
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed(HEADER))?;
+    let signature = hex::decode(value).map_err(|_| SignatureError::Malformed(HEADER))?;
+    if any_matches(&keys, &[body], &[signature]) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Typeform: `Typeform-Signature: sha256=<base64>`, HMAC of the body.
+pub fn verify_typeform(
+    headers: &impl Headers,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<(), SignatureError> {
+    const HEADER: &str = "typeform-signature";
+    let keys = raw_keys(secrets)?;
+    let value = required(headers, HEADER)?
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed(HEADER))?;
+    let signature = STANDARD
+        .decode(value)
+        .map_err(|_| SignatureError::Malformed(HEADER))?;
+    if any_matches(&keys, &[body], &[signature]) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Slack: `X-Slack-Signature: v0=<hex>` over `"v0:{X-Slack-Request-Timestamp}:{body}"`, within
+/// five minutes.
+pub fn verify_slack(
+    headers: &impl Headers,
+    body: &[u8],
+    secrets: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    const SIGNATURE: &str = "x-slack-signature";
+    const TIMESTAMP: &str = "x-slack-request-timestamp";
+    let keys = raw_keys(secrets)?;
+    let timestamp = required(headers, TIMESTAMP)?;
+    let seconds = timestamp
+        .parse::<i64>()
+        .map_err(|_| SignatureError::Malformed(TIMESTAMP))?;
+    let value = required(headers, SIGNATURE)?
+        .strip_prefix("v0=")
+        .ok_or(SignatureError::Malformed(SIGNATURE))?;
+    let signature = hex::decode(value).map_err(|_| SignatureError::Malformed(SIGNATURE))?;
+    within(seconds, now, DEFAULT_TOLERANCE_SECS)?;
+    if any_matches(
+        &keys,
+        &[b"v0:", timestamp.as_bytes(), b":", body],
+        &[signature],
+    ) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// The key a Standard Webhooks secret stands for: the base64 after the `whsec_` prefix.
+fn standard_key(secret: &str) -> Result<Vec<u8>, SignatureError> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    STANDARD
+        .decode(encoded)
+        .map_err(|_| SignatureError::NoSecret)
+}
+
+/// Standard Webhooks (standardwebhooks.com): `webhook-id`, `webhook-timestamp`, and
+/// `webhook-signature: v1,<base64> [v1,<base64> ...]` over `"{id}.{timestamp}.{body}"`, keyed with
+/// the base64-decoded `whsec_` secret, within five minutes.
+pub fn verify_standard(
+    headers: &impl Headers,
+    body: &[u8],
+    secrets: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), SignatureError> {
+    const ID: &str = "webhook-id";
+    const TIMESTAMP: &str = "webhook-timestamp";
+    const SIGNATURE: &str = "webhook-signature";
+    if secrets.is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
+    let keys = secrets
+        .iter()
+        .map(|secret| standard_key(secret))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = required(headers, ID)?;
+    let timestamp = required(headers, TIMESTAMP)?;
+    let seconds = timestamp
+        .parse::<i64>()
+        .map_err(|_| SignatureError::Malformed(TIMESTAMP))?;
+    let signatures = required(headers, SIGNATURE)?
+        .split(' ')
+        .filter_map(|item| item.strip_prefix("v1,"))
+        .map(|value| STANDARD.decode(value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| SignatureError::Malformed(SIGNATURE))?;
+    if signatures.is_empty() {
+        return Err(SignatureError::Malformed(SIGNATURE));
+    }
+    within(seconds, now, DEFAULT_TOLERANCE_SECS)?;
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
+    if any_matches(&keys, &parts, &signatures) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// The `webhook-signature` value for a delivery we send (the executor signs its calls this way).
+pub fn sign_standard(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, SignatureError> {
+    let key = standard_key(secret)?;
+    let stamp = timestamp.to_string();
+    let tag = mac(&key, &[id.as_bytes(), b".", stamp.as_bytes(), b".", body])
+        .finalize()
+        .into_bytes();
+    Ok(format!("v1,{}", STANDARD.encode(tag)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct Map(HashMap<&'static str, String>);
+
+    impl Headers for Map {
+        fn get(&self, name: &str) -> Option<&str> {
+            self.0.get(name).map(String::as_str)
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, String)]) -> Map {
+        Map(pairs.iter().cloned().collect())
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    fn hex_mac(key: &[u8], parts: &[&[u8]]) -> String {
+        hex::encode(mac(key, parts).finalize().into_bytes())
+    }
+
+    const BODY: &[u8] = br#"{"id":"evt_1","type":"customer.created"}"#;
+
+    #[test]
+    fn it_should_accept_a_stripe_delivery_signed_with_any_current_secret() {
+        let t = now().timestamp().to_string();
+        let old = hex_mac(b"whsec_old", &[t.as_bytes(), b".", BODY]);
+        let new = hex_mac(b"whsec_new", &[t.as_bytes(), b".", BODY]);
+        let header = headers(&[(
+            "stripe-signature",
+            format!("t={t},v1={old},v1={new},v0=ignored"),
+        )]);
+        assert_eq!(verify_stripe(&header, BODY, &["whsec_new"], now()), Ok(()));
+        assert_eq!(
+            verify_stripe(&header, BODY, &["whsec_other", "whsec_old"], now()),
+            Ok(())
+        );
+        assert_eq!(
+            verify_stripe(&header, BODY, &["whsec_other"], now()),
+            Err(SignatureError::Mismatch)
+        );
+        let tampered = br#"{"id":"evt_1","type":"customer.deleted"}"#;
+        assert_eq!(
+            verify_stripe(&header, tampered, &["whsec_new"], now()),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn it_should_refuse_a_stripe_delivery_outside_the_tolerance() {
+        let t = (now().timestamp() - 301).to_string();
+        let signature = hex_mac(b"whsec_s", &[t.as_bytes(), b".", BODY]);
+        let header = headers(&[("stripe-signature", format!("t={t},v1={signature}"))]);
+        assert_eq!(
+            verify_stripe(&header, BODY, &["whsec_s"], now()),
+            Err(SignatureError::Stale(300))
+        );
+        assert_eq!(
+            verify_stripe(&headers(&[]), BODY, &["whsec_s"], now()),
+            Err(SignatureError::Missing("stripe-signature"))
+        );
+        let garbled = headers(&[("stripe-signature", "t=1,v1=zz".into())]);
+        assert_eq!(
+            verify_stripe(&garbled, BODY, &["whsec_s"], now()),
+            Err(SignatureError::Malformed("stripe-signature"))
+        );
+    }
+
+    #[test]
+    fn it_should_verify_github_and_typeform_signatures_over_the_body() {
+        let github = headers(&[(
+            "x-hub-signature-256",
+            format!("sha256={}", hex_mac(b"gh", &[BODY])),
+        )]);
+        assert_eq!(verify_github(&github, BODY, &["rotated", "gh"]), Ok(()));
+        assert_eq!(
+            verify_github(&github, b"{}", &["gh"]),
+            Err(SignatureError::Mismatch)
+        );
+        let tag = STANDARD.encode(mac(b"tf", &[BODY]).finalize().into_bytes());
+        let typeform = headers(&[("typeform-signature", format!("sha256={tag}"))]);
+        assert_eq!(verify_typeform(&typeform, BODY, &["tf"]), Ok(()));
+        assert_eq!(
+            verify_typeform(&typeform, BODY, &["nope"]),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_typeform(&typeform, BODY, &[]),
+            Err(SignatureError::NoSecret)
+        );
+    }
+
+    #[test]
+    fn it_should_verify_slack_within_five_minutes() {
+        let t = now().timestamp().to_string();
+        let signature = format!(
+            "v0={}",
+            hex_mac(b"slack", &[b"v0:", t.as_bytes(), b":", BODY])
+        );
+        let fresh = headers(&[
+            ("x-slack-request-timestamp", t),
+            ("x-slack-signature", signature.clone()),
+        ]);
+        assert_eq!(verify_slack(&fresh, BODY, &["slack"], now()), Ok(()));
+        let old = (now().timestamp() - 600).to_string();
+        let stale = headers(&[
+            ("x-slack-request-timestamp", old),
+            ("x-slack-signature", signature),
+        ]);
+        assert_eq!(
+            verify_slack(&stale, BODY, &["slack"], now()),
+            Err(SignatureError::Stale(300))
+        );
+    }
+
+    #[test]
+    fn it_should_round_trip_a_standard_webhooks_signature() {
+        let secret = format!(
+            "whsec_{}",
+            STANDARD.encode(b"0123456789abcdef0123456789abcdef")
+        );
+        let t = now().timestamp();
+        let signature = sign_standard(&secret, "msg_1", t, BODY).unwrap();
+        let delivery = headers(&[
+            ("webhook-id", "msg_1".into()),
+            ("webhook-timestamp", t.to_string()),
+            ("webhook-signature", format!("v1,bm90LWl0 {signature}")),
+        ]);
+        assert_eq!(verify_standard(&delivery, BODY, &[&secret], now()), Ok(()));
+        let other = format!("whsec_{}", STANDARD.encode(b"another key"));
+        assert_eq!(
+            verify_standard(&delivery, BODY, &[&other], now()),
+            Err(SignatureError::Mismatch)
+        );
+        let later = now() + chrono::Duration::seconds(301);
+        assert_eq!(
+            verify_standard(&delivery, BODY, &[&secret], later),
+            Err(SignatureError::Stale(300))
+        );
+    }
+
+    /// The example from the Standard Webhooks specification's reference libraries.
+    #[test]
+    fn it_should_match_the_standard_webhooks_reference_vector() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let signature =
+            sign_standard(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    /// The example from GitHub's "Validating webhook deliveries" documentation.
+    #[test]
+    fn it_should_match_githubs_documented_example() {
+        let header = headers(&[(
+            "x-hub-signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".into(),
+        )]);
+        assert_eq!(
+            verify_github(&header, b"Hello, World!", &["It's a Secret to Everybody"]),
+            Ok(())
+        );
+    }
+}
