@@ -239,10 +239,26 @@ pub mod responses {
     )]
     pub struct OAuthError(pub Problem);
 
+    /// Over a rate limit: `POST /token` counts attempts per client address and username, the
+    /// endpoints that take a bearer token count requests per organisation. The request was refused
+    /// before it did anything; retry after `Retry-After` seconds.
+    #[derive(ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Whole seconds, at least 1, after which a retry can pass (RFC 9110 §10.2.3)"))
+    )]
+    pub struct TooManyRequests(pub Problem);
+
     /// A fault on the server's side; the body names no internals.
     #[derive(ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub struct InternalError(pub Problem);
+
+    /// The engine should not take traffic now; `check` names the readiness check that failed
+    /// (`store` or `projection_lag`).
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct Unavailable(pub Problem);
 }
 
 impl From<CommandError> for ApiError {

@@ -11,14 +11,13 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::responses::Unavailable;
 use super::error::ApiError;
 use super::AppState;
 use crate::store::views::LIVE_TRIGGERS;
@@ -27,7 +26,7 @@ use crate::store::{Store, StoreError};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
-        .route("/readyz", get(readyz))
+        .routes(routes!(readyz))
 }
 
 /// Whether the engine is ready to answer reads consistently.
@@ -44,8 +43,9 @@ struct Health {
 
 /// Health
 ///
-/// 200 once the engine is ready to answer reads consistently; 503 while projections catch up with
-/// the log found at start-up.
+/// Liveness: 200 once the engine is ready to answer reads consistently; 503 while projections
+/// catch up with the log found at start-up. It stays 200 after; `GET /readyz` tells whether the
+/// engine should take traffic now.
 #[utoipa::path(
     get,
     path = "/healthz",
@@ -73,9 +73,36 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     }
 }
 
+/// The engine can take traffic: the store answers and the read model keeps up with the log.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "head": 1234, "checkpoint": 1230, "lag": 4}))]
+struct Readiness {
+    /// Always `ready`.
+    status: &'static str,
+    /// The log's last position.
+    head: i64,
+    /// The last log position the trigger read model has folded.
+    checkpoint: i64,
+    /// Events appended to the log and not yet folded into the read model: at most
+    /// `TRIGGER_ENGINE_READY_MAX_LAG`.
+    lag: u64,
+}
+
+/// Readiness
+///
 /// 200 while the store answers and the read model keeps up with the log; otherwise 503, with the
 /// failed check in the problem's `check` member (`store` or `projection_lag`).
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readiness",
+    tag = super::openapi::OPERATIONS,
+    responses(
+        (status = 200, description = "Ready to take traffic.", body = Readiness),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let progress = projection_progress(&state.store).await.map_err(|error| {
         tracing::warn!(%error, "not ready: the store did not answer");
         ApiError::Unavailable {
@@ -93,12 +120,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             ),
         });
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "head": progress.head,
-        "checkpoint": progress.checkpoint,
-        "lag": lag,
-    })))
+    Ok(Json(Readiness {
+        status: "ready",
+        head: progress.head,
+        checkpoint: progress.checkpoint,
+        lag,
+    }))
 }
 
 /// How far a projection has got through the log.

@@ -64,9 +64,9 @@ pub fn router(state: AppState) -> Router {
         .merge(token::router())
         .merge(triggers::router())
         .merge(providers::router())
+        .merge(metrics::router())
         .split_for_parts();
     routes
-        .merge(metrics::router())
         .merge(openapi::router(document))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotFound, OAuthError, PayloadTooLarge, Unauthorized,
-    UnsupportedMediaType,
+    Conflict, InternalError, InvalidField, NotFound, OAuthError, PayloadTooLarge, TooManyRequests,
+    Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
@@ -50,7 +50,9 @@ pub const OPERATIONS: &str = "Operations";
         description = "StackAI's Triggers API, served by trigger-engine. Every trigger belongs to \
             the caller's organisation: another organisation's trigger answers 404, like one that \
             does not exist. Every error is an RFC 9457 problem document \
-            (`application/problem+json`) naming what was wrong. Every response carries an \
+            (`application/problem+json`) naming what was wrong. Over a rate limit (token \
+            attempts per client address and username, authenticated requests per organisation) \
+            the answer is 429 with `Retry-After`. Every response carries an \
             `x-request-id` header: the caller's, when it sent a usable one, or a new one."
     ),
     modifiers(&SecuritySchemes),
@@ -64,13 +66,15 @@ pub const OPERATIONS: &str = "Operations";
             UnsupportedMediaType,
             InvalidField,
             OAuthError,
-            InternalError
+            TooManyRequests,
+            InternalError,
+            Unavailable
         )
     ),
     tags(
         (name = TRIGGERS, description = "Triggers and the native trigger catalogue."),
         (name = AUTH, description = "Access tokens for the trigger endpoints."),
-        (name = OPERATIONS, description = "For load balancers and orchestrators."),
+        (name = OPERATIONS, description = "For load balancers, orchestrators and monitoring."),
     )
 )]
 pub struct ApiDoc;

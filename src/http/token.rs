@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::error::responses::{InternalError, OAuthError, PayloadTooLarge, UnsupportedMediaType};
+use super::error::responses::{
+    InternalError, OAuthError, PayloadTooLarge, TooManyRequests, UnsupportedMediaType,
+};
 use super::error::ApiError;
 use super::extract::ApiForm;
 use super::AppState;
@@ -53,7 +55,8 @@ struct TokenResponse {
 /// Issue Access Token
 ///
 /// The OAuth2 resource owner password credentials grant (RFC 6749 §4.3): a user's email and
-/// password for a bearer token that the trigger endpoints accept.
+/// password for a bearer token that the trigger endpoints accept. Attempts are limited per client
+/// address and username: over the limit the answer is 429, whether the password is right or not.
 #[utoipa::path(
     post,
     path = "/token",
@@ -66,6 +69,7 @@ struct TokenResponse {
         (status = 400, response = OAuthError),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotFound, PayloadTooLarge, Unauthorized,
-    UnsupportedMediaType,
+    Conflict, InternalError, InvalidField, NotFound, PayloadTooLarge, TooManyRequests,
+    Unauthorized, UnsupportedMediaType,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
@@ -165,6 +165,7 @@ impl From<TriggerView> for Trigger {
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]
@@ -232,6 +233,7 @@ async fn create(
         (status = 200, description = "The project's triggers.", body = Vec<Trigger>),
         (status = 401, response = Unauthorized),
         (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]
@@ -259,6 +261,7 @@ async fn list_project(
     responses(
         (status = 200, description = "The organisation's triggers.", body = Vec<Trigger>),
         (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]
@@ -283,6 +286,7 @@ async fn list_org(
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]
@@ -316,6 +320,7 @@ async fn one(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]
@@ -352,6 +357,7 @@ async fn delete(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]
@@ -388,6 +394,7 @@ async fn enable(
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
     )
 )]

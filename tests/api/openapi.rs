@@ -15,13 +15,14 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, TestDb};
+use crate::helpers::{eventually, spawn_app, spawn_app_with, Session, TestApp, TestDb};
 
 crate::on_every_store!(
     it_should_serve_an_openapi_3_1_document_of_every_route,
     it_should_require_the_oauth2_password_scheme_on_the_trigger_endpoints,
     it_should_list_every_status_each_operation_answers,
     it_should_describe_what_the_engine_really_answers,
+    it_should_describe_the_refusals_of_the_rate_limits_and_of_readiness,
     it_should_render_the_document_for_people_from_the_binary_alone,
 );
 
@@ -102,6 +103,8 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         false,
     ),
     ("get", "/healthz", "health", "Health", false),
+    ("get", "/readyz", "readiness", "Readiness", false),
+    ("get", "/metrics", "metrics", "Metrics", false),
 ];
 
 const HTTP_METHODS: &[&str] = &[
@@ -318,37 +321,41 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
     let app = spawn_app(&db).await;
     let document = document(&app).await;
     let expected: &[(&str, &str, &[&str])] = &[
-        ("post", "/token", &["200", "400", "413", "415", "500"]),
+        (
+            "post",
+            "/token",
+            &["200", "400", "413", "415", "429", "500"],
+        ),
         (
             "get",
             "/projects/{project_id}/triggers",
-            &["200", "401", "422", "500"],
+            &["200", "401", "422", "429", "500"],
         ),
         (
             "post",
             "/projects/{project_id}/triggers",
-            &["201", "401", "409", "413", "415", "422", "500"],
+            &["201", "401", "409", "413", "415", "422", "429", "500"],
         ),
-        ("get", "/triggers", &["200", "401", "500"]),
+        ("get", "/triggers", &["200", "401", "429", "500"]),
         (
             "get",
             "/triggers/{project_trigger_id}",
-            &["200", "401", "404", "422", "500"],
+            &["200", "401", "404", "422", "429", "500"],
         ),
         (
             "delete",
             "/triggers/{project_trigger_id}",
-            &["204", "401", "404", "409", "422", "500"],
+            &["204", "401", "404", "409", "422", "429", "500"],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/enable",
-            &["204", "401", "404", "409", "422", "500"],
+            &["204", "401", "404", "409", "422", "429", "500"],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/disable",
-            &["204", "401", "404", "409", "422", "500"],
+            &["204", "401", "404", "409", "422", "429", "500"],
         ),
         (
             "get",
@@ -361,6 +368,8 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             &["200", "404", "422"],
         ),
         ("get", "/healthz", &["200", "503"]),
+        ("get", "/readyz", &["200", "503"]),
+        ("get", "/metrics", &["200", "500"]),
     ];
     assert_eq!(expected.len(), OPERATIONS.len());
     for (method, path, statuses) in expected {
@@ -385,6 +394,13 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
                     "{method} {path} {status}"
                 );
             }
+            if status == "429" {
+                let retry_after = &response["headers"]["Retry-After"];
+                assert_eq!(
+                    retry_after["schema"]["type"], "integer",
+                    "{method} {path}: {response}"
+                );
+            }
             if status == "401" {
                 let challenge = &response["headers"]["WWW-Authenticate"];
                 assert!(
@@ -396,6 +412,17 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
                 );
             }
         }
+    }
+    // The rate limits: per organisation on every operation that takes a token, per client address
+    // and username on the token endpoint; nothing else is limited.
+    for (method, path, _, _, needs_token) in OPERATIONS {
+        let limited = *needs_token || *path == "/token";
+        let responses = &operation(&document, method, path)["responses"];
+        assert_eq!(
+            responses.get("429").is_some(),
+            limited,
+            "{method} {path}: 429"
+        );
     }
     let created =
         &operation(&document, "post", "/projects/{project_id}/triggers")["responses"]["201"];
@@ -429,16 +456,10 @@ async fn assert_documented(
             "{what}: no {header}"
         );
     }
-    let media_type = response.headers().get("content-type").map(|value| {
-        value
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .trim()
-            .to_owned()
-    });
+    let media_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned());
     let body = response.bytes().await.unwrap();
     let Some(content) = documented.get("content") else {
         assert!(body.is_empty(), "{what}: a body where none is documented");
@@ -446,10 +467,35 @@ async fn assert_documented(
     };
     let media_type = media_type.unwrap_or_else(|| panic!("{what}: no content-type"));
     let schema = content
-        .get(&media_type)
-        .unwrap_or_else(|| panic!("{what}: {media_type} is not documented"))["schema"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(documented, _)| same_media_type(documented, &media_type))
+        .unwrap_or_else(|| panic!("{what}: {media_type} is not documented"))
+        .1["schema"]
         .clone();
-    let body: Value = serde_json::from_slice(&body).unwrap();
+    let is_json = {
+        let essence = media_type.split(';').next().unwrap().trim();
+        essence == "application/json" || essence.ends_with("+json")
+    };
+    let body: Value = if is_json {
+        serde_json::from_slice(&body).unwrap()
+    } else {
+        Value::String(String::from_utf8(body.to_vec()).unwrap())
+    };
+    // Every member of an object body is described, not just allowed by an open schema: a client
+    // reads only what the document names.
+    if let (Some(members), Some(described)) = (
+        body.as_object(),
+        resolve(document, &schema)["properties"].as_object(),
+    ) {
+        for member in members.keys() {
+            assert!(
+                described.contains_key(member),
+                "{what}: `{member}` is not described in {schema}"
+            );
+        }
+    }
     // The schema's `$ref`s point into the document's components: give them the same root.
     let mut root = schema;
     root["components"] = document["components"].clone();
@@ -463,6 +509,24 @@ async fn assert_documented(
         .collect();
     assert!(errors.is_empty(), "{what}: {errors:?} in {body}");
     body
+}
+
+/// Whether a response's `content-type` is the media type a document's content key names. A key
+/// with parameters (`application/openmetrics-text; version=1.0.0; charset=utf-8`) names them all;
+/// one without names the type whatever its parameters.
+fn same_media_type(documented: &str, sent: &str) -> bool {
+    let parts = |value: &str| -> Vec<String> {
+        value
+            .split(';')
+            .map(|part| part.trim().to_ascii_lowercase().replace(' ', ""))
+            .collect()
+    };
+    let (documented, sent) = (parts(documented), parts(sent));
+    if documented.len() == 1 {
+        documented[0] == sent[0]
+    } else {
+        documented == sent
+    }
 }
 
 async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
@@ -507,6 +571,21 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         problem["required"],
         json!(["type", "title", "status", "detail"])
     );
+    // Every member an error can carry: `field` (422), `error` and `error_description` (the token
+    // endpoint), `check` (503 from /readyz).
+    let members: BTreeSet<String> = [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "field",
+        "error",
+        "error_description",
+        "check",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(property_names(problem), members);
 
     let url = |path: &str| format!("{}{path}", app.address);
     let http = &app.http;
@@ -688,6 +767,90 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
 
     let health = http.get(url("/healthz")).send().await.unwrap();
     assert_documented(&document, "get", "/healthz", health).await;
+    let ready = http.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        assert_documented(&document, "get", "/readyz", ready).await["status"],
+        "ready"
+    );
+    let metrics = http.get(url("/metrics")).send().await.unwrap();
+    let metrics = assert_documented(&document, "get", "/metrics", metrics).await;
+    assert!(metrics.as_str().unwrap().ends_with("# EOF\n"), "{metrics}");
+    app.shutdown().await;
+}
+
+/// The answers the default limits make rare: a 429 from each rate limit and a 503 from
+/// `/readyz`, validated against the document like every other answer.
+async fn it_should_describe_the_refusals_of_the_rate_limits_and_of_readiness(db: TestDb) {
+    let one = std::num::NonZeroU32::new(1).unwrap();
+    let app = spawn_app_with(&db, |config| {
+        config.token_burst = one;
+        config.token_rate_per_minute = one;
+        config.api_burst = one;
+        config.api_rate_per_second = one;
+        config.ready_max_lag = 0;
+    })
+    .await;
+    let document = document(&app).await;
+    let url = |path: &str| format!("{}{path}", app.address);
+    let http = &app.http;
+
+    // A user's one token attempt passes, the next is refused.
+    let org_id = app.identity.create_org("limited").await.unwrap();
+    let email = "limited@example.com";
+    let user_id = app
+        .identity
+        .create_user(org_id, email, "a password")
+        .await
+        .unwrap();
+    let grant = || {
+        http.post(url("/token")).form(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", "a password"),
+        ])
+    };
+    let granted = grant().send().await.unwrap();
+    let granted = assert_documented(&document, "post", "/token", granted).await;
+    let session = Session {
+        org_id,
+        user_id,
+        token: granted["access_token"].as_str().unwrap().to_owned(),
+    };
+    let again = grant().send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    let refused = assert_documented(&document, "post", "/token", again).await;
+    assert_eq!(refused["type"], "/problems/too-many-requests");
+
+    // The organisation's burst of one passes; requests faster than one a second then meet the
+    // limit.
+    let refused = loop {
+        let response = app
+            .request(Method::GET, "/triggers", &session)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            break response;
+        }
+        assert_documented(&document, "get", "/triggers", response).await;
+    };
+    let refused = assert_documented(&document, "get", "/triggers", refused).await;
+    assert_eq!(refused["status"], 429);
+
+    let readyz = url("/readyz");
+    eventually(10, "readyz to answer 200", || {
+        let readyz = readyz.clone();
+        async move { http.get(&readyz).send().await.unwrap().status() == StatusCode::OK }
+    })
+    .await;
+    let ready = http.get(&readyz).send().await.unwrap();
+    assert_documented(&document, "get", "/readyz", ready).await;
+    let stalled = app.stall_projection().await;
+    let unready = http.get(&readyz).send().await.unwrap();
+    assert_eq!(unready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let problem = assert_documented(&document, "get", "/readyz", unready).await;
+    assert_eq!(problem["check"], "projection_lag");
+    app.unstall_projection(stalled).await;
     app.shutdown().await;
 }
 
