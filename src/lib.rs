@@ -9,7 +9,7 @@
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
 //! - [`rebuild`]: blue/green rebuild of a read model.
-//! - [`http`]: the HTTP routes.
+//! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
 //! - [`cli`]: the operator and auditor subcommands.
 //! - [`webhooks`]: verifying providers' webhook signatures.
 

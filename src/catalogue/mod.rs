@@ -28,9 +28,10 @@ use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// How a trigger learns that something happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TriggerKind {
     /// The provider calls us.
@@ -42,23 +43,31 @@ pub enum TriggerKind {
 }
 
 /// One native trigger, as `GET /providers/{provider_id}/triggers/{trigger_id}` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TriggerDefinition {
+    /// The provider, e.g. `stripe`.
     pub provider_id: String,
+    /// The trigger, unique within its provider, e.g. `on_customer_created`.
     pub trigger_id: String,
+    /// A short name for people.
     pub name: String,
+    /// What makes the trigger fire.
     pub description: String,
     pub kind: TriggerKind,
     /// The provider's own name for the event this trigger fires on (Stripe's `type`, GitHub's
     /// `X-GitHub-Event`, Slack's `event.type`, Typeform's `event_type`), for routing an inbound
-    /// event to the triggers that want it. `None` where the provider has no event names.
+    /// event to the triggers that want it. `null` where the provider has no event names.
+    #[schema(required = true)]
     pub event_type: Option<String>,
     /// Narrows `event_type` to one action where the provider sends several under one event
-    /// (GitHub's payload `action`, e.g. `issues` + `opened`). `None`: every action matches.
+    /// (GitHub's payload `action`, e.g. `issues` + `opened`). `null`: every action matches.
+    #[schema(required = true)]
     pub event_action: Option<String>,
     /// JSON Schema (draft 2020-12) of the trigger's `trigger_config`; secrets are `writeOnly`.
+    #[schema(value_type = Object)]
     pub config_schema: Value,
     /// A payload of the shape this trigger fires with, for building and testing a flow.
+    #[schema(value_type = Object)]
     pub sample_payload: Value,
     /// Compiled once with the catalogue: a request never pays for compiling a schema, and a
     /// schema that does not compile stops the engine at start-up rather than failing a request.

@@ -1,10 +1,14 @@
 //! The one error type of the HTTP edge: every failure leaves as an RFC 9457 problem document
 //! (`application/problem+json`) that names what was wrong. 5xx are logged with their cause and
 //! answered without internals.
+//!
+//! The body is the [`Problem`] struct, so the schema the OpenAPI document shows is derived from
+//! the very type that is serialised; [`responses`] names one reusable response per variant.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::commands::CommandError;
 use crate::identity::IdentityError;
@@ -91,6 +95,46 @@ impl ApiError {
     }
 }
 
+/// An RFC 9457 problem document: the body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "/problems/invalid-field",
+    "title": "Unprocessable Entity",
+    "status": 422,
+    "detail": "invalid `trigger_config.feed_url`: is required",
+    "field": "trigger_config.feed_url"
+}))]
+pub struct Problem {
+    /// The kind of problem: a stable, relative URI per kind (RFC 9457 §3.1.1), e.g.
+    /// `/problems/not-found`.
+    #[serde(rename = "type")]
+    #[schema(format = "uri-reference")]
+    pub kind: &'static str,
+    /// The reason phrase of `status`.
+    pub title: &'static str,
+    /// The HTTP status code of the response.
+    pub status: u16,
+    /// What was wrong, for people.
+    pub detail: String,
+    /// 422 only: the request field at fault, e.g. `provider_id` or `trigger_config.feed_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub field: Option<String>,
+    /// Token endpoint only: the RFC 6749 §5.2 error code (`invalid_request`, `invalid_grant`,
+    /// `unsupported_grant_type`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub error: Option<&'static str>,
+    /// Token endpoint only: RFC 6749 §5.2's human-readable text, the same as `detail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    pub error_description: Option<String>,
+    /// 503 only: the readiness check that failed, `store` or `projection_lag`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, example = "projection_lag")]
+    pub check: Option<&'static str>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -101,30 +145,28 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = Map::new();
-        body.insert("type".into(), json!(self.kind()));
-        body.insert(
-            "title".into(),
-            json!(status.canonical_reason().unwrap_or("Error")),
-        );
-        body.insert("status".into(), json!(status.as_u16()));
-        body.insert("detail".into(), json!(detail));
+        let mut problem = Problem {
+            kind: self.kind(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            field: None,
+            error: None,
+            error_description: None,
+            check: None,
+        };
         match &self {
-            Self::Invalid { field, .. } => {
-                body.insert("field".into(), json!(field));
-            }
+            Self::Invalid { field, .. } => problem.field = Some(field.clone()),
             Self::OAuth {
                 code, description, ..
             } => {
-                body.insert("error".into(), json!(code));
-                body.insert("error_description".into(), json!(description));
+                problem.error = Some(code);
+                problem.error_description = Some(description.clone());
             }
-            Self::Unavailable { check, .. } => {
-                body.insert("check".into(), json!(check));
-            }
+            Self::Unavailable { check, .. } => problem.check = Some(check),
             _ => {}
         }
-        let mut response = (status, axum::Json(Value::Object(body))).into_response();
+        let mut response = (status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -144,6 +186,79 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error responses of the OpenAPI document, one per [`ApiError`] variant, so that each
+/// operation lists the statuses it can answer by naming them: `(status = 404, response = NotFound)`.
+/// They are documentation only; the bodies are built by [`ApiError::into_response`].
+pub mod responses {
+    use utoipa::ToResponse;
+
+    use super::Problem;
+
+    /// No bearer token, or one that is malformed, forged or expired. The response carries the
+    /// `WWW-Authenticate: Bearer` challenge (RFC 6750 §3); get a token from `POST /token`.
+    #[derive(ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"` (RFC 6750 §3)"))
+    )]
+    pub struct Unauthorized(pub Problem);
+
+    /// No such resource, or one that belongs to another organisation: the two are answered alike.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct NotFound(pub Problem);
+
+    /// The change conflicts with the resource's state or with a concurrent change; retrying may
+    /// succeed.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct Conflict(pub Problem);
+
+    /// The body is larger than 1 MiB.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct PayloadTooLarge(pub Problem);
+
+    /// The body is not of the media type the endpoint reads.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct UnsupportedMediaType(pub Problem);
+
+    /// A field of the request (body or path) is malformed or breaks a rule; `field` names it.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct InvalidField(pub Problem);
+
+    /// The token request was refused; `error` is the RFC 6749 §5.2 code. Never cached.
+    #[derive(ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Cache-Control" = String, description = "`no-store` (RFC 6749 §5.2)"))
+    )]
+    pub struct OAuthError(pub Problem);
+
+    /// Over a rate limit: `POST /token` counts attempts per client address and username, the
+    /// endpoints that take a bearer token count requests per organisation. The request was refused
+    /// before it did anything; retry after `Retry-After` seconds.
+    #[derive(ToResponse)]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Whole seconds, at least 1, after which a retry can pass (RFC 9110 §10.2.3)"))
+    )]
+    pub struct TooManyRequests(pub Problem);
+
+    /// A fault on the server's side; the body names no internals.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct InternalError(pub Problem);
+
+    /// The engine should not take traffic now; `check` names the readiness check that failed
+    /// (`store` or `projection_lag`).
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct Unavailable(pub Problem);
 }
 
 impl From<CommandError> for ApiError {

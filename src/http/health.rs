@@ -11,37 +11,98 @@ use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::responses::Unavailable;
 use super::error::ApiError;
 use super::AppState;
 use crate::store::views::LIVE_TRIGGERS;
 use crate::store::{Store, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
-/// 200 once the engine is ready to answer reads consistently; 503 while projections catch up.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Whether the engine is ready to answer reads consistently.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+struct Health {
+    /// `ok` once ready; `starting` while the read model catches up with the log.
+    status: &'static str,
+    /// While `starting`: the log position the read model has folded so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64)]
+    projection_checkpoint: Option<i64>,
+}
+
+/// Health
+///
+/// Liveness: 200 once the engine is ready to answer reads consistently; 503 while projections
+/// catch up with the log found at start-up. It stays 200 after; `GET /readyz` tells whether the
+/// engine should take traffic now.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = super::openapi::OPERATIONS,
+    responses(
+        (status = 200, description = "Ready.", body = Health),
+        (status = 503, description = "Starting: the read model is catching up.", body = Health,
+            example = json!({"status": "starting", "projection_checkpoint": 1234})),
+    )
+)]
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, Json(json!({"status": "ok"})))
+        let health = Health {
+            status: "ok",
+            projection_checkpoint: None,
+        };
+        (StatusCode::OK, Json(health))
     } else {
-        let checkpoint = state.projections.checkpoint();
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "starting", "projection_checkpoint": checkpoint})),
-        )
+        let health = Health {
+            status: "starting",
+            projection_checkpoint: Some(state.projections.checkpoint()),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(health))
     }
 }
 
+/// The engine can take traffic: the store answers and the read model keeps up with the log.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "head": 1234, "checkpoint": 1230, "lag": 4}))]
+struct Readiness {
+    /// Always `ready`.
+    status: &'static str,
+    /// The log's last position.
+    head: i64,
+    /// The last log position the trigger read model has folded.
+    checkpoint: i64,
+    /// Events appended to the log and not yet folded into the read model: at most
+    /// `TRIGGER_ENGINE_READY_MAX_LAG`.
+    lag: u64,
+}
+
+/// Readiness
+///
 /// 200 while the store answers and the read model keeps up with the log; otherwise 503, with the
 /// failed check in the problem's `check` member (`store` or `projection_lag`).
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readiness",
+    tag = super::openapi::OPERATIONS,
+    responses(
+        (status = 200, description = "Ready to take traffic.", body = Readiness),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let progress = projection_progress(&state.store).await.map_err(|error| {
         tracing::warn!(%error, "not ready: the store did not answer");
         ApiError::Unavailable {
@@ -59,12 +120,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             ),
         });
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "head": progress.head,
-        "checkpoint": progress.checkpoint,
-        "lag": lag,
-    })))
+    Ok(Json(Readiness {
+        status: "ready",
+        head: progress.head,
+        checkpoint: progress.checkpoint,
+        lag,
+    }))
 }
 
 /// How far a projection has got through the log.

@@ -20,8 +20,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,7 +27,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::responses::InternalError;
 use super::error::ApiError;
 use super::health::projection_progress;
 use super::AppState;
@@ -50,8 +51,8 @@ const LATENCY_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(scrape))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -157,6 +158,23 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Metrics
+///
+/// Prometheus metrics in the OpenMetrics text format: requests and latency by route template, the
+/// trigger read model's lag and checkpoint, and whether the store answers. The projection gauges
+/// are read from the store at each scrape and left out when it does not answer.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = super::openapi::OPERATIONS,
+    responses(
+        (status = 200, description = "The metrics, ending with `# EOF`.", body = String,
+            content_type = OPENMETRICS,
+            example = "# TYPE trigger_engine_store_up gauge\ntrigger_engine_store_up 1\n# EOF\n"),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
     // Gauges read at scrape time go in a registry of their own, built afresh each time, so a store
     // that does not answer leaves them out rather than repeating an old value.

@@ -7,6 +7,8 @@
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
+//! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
+//!   `GET /docs`, Swagger UI showing it.
 //! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
 //!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type;
 //!   [`rate_limit`]: the token endpoint's and each organisation's rate limits.
@@ -16,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod providers;
 pub mod rate_limit;
 pub mod request_id;
@@ -27,6 +30,8 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::commands::Commands;
 use crate::identity::Identity;
@@ -52,12 +57,17 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // Each module's routes carry their OpenAPI operations; splitting them gives the axum router
+    // and the document that describes exactly it.
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(token::router())
         .merge(triggers::router())
         .merge(providers::router())
         .merge(metrics::router())
+        .split_for_parts();
+    routes
+        .merge(openapi::router(document))
         .fallback(|| async { error::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(request_id::assign))

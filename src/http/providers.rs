@@ -1,20 +1,36 @@
 //! The native trigger catalogue: `GET /providers/{provider_id}/triggers[/{trigger_id}]`.
 
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::responses::{InvalidField, NotFound};
 use super::error::ApiError;
 use super::extract::ApiPath;
 use super::AppState;
 use crate::catalogue::{Catalogue, TriggerDefinition};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/providers/{provider_id}/triggers", get(list))
-        .route("/providers/{provider_id}/triggers/{trigger_id}", get(one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
 }
 
-/// Every trigger the provider offers; 404 for a provider we do not know.
+/// Get Available Triggers By Provider
+///
+/// Get the list of native triggers available and implemented by Stack AI. No token needed.
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}/triggers",
+    operation_id = "get_available_triggers_by_provider",
+    tag = super::openapi::TRIGGERS,
+    params(("provider_id" = String, Path, description = "The provider, e.g. `stripe`.")),
+    responses(
+        (status = 200, description = "Every trigger the provider offers.", body = Vec<TriggerDefinition>),
+        (status = 404, response = NotFound),
+        (status = 422, response = InvalidField),
+    )
+)]
 async fn list(
     ApiPath(provider_id): ApiPath<String>,
 ) -> Result<Json<Vec<TriggerDefinition>>, ApiError> {
@@ -24,6 +40,25 @@ async fn list(
     Ok(Json(triggers.to_vec()))
 }
 
+/// Get Specific Trigger From Provider
+///
+/// Get the data for a specific native trigger available and implemented by Stack AI, with the
+/// JSON Schema its `trigger_config` must satisfy and a sample payload. No token needed.
+#[utoipa::path(
+    get,
+    path = "/providers/{provider_id}/triggers/{trigger_id}",
+    operation_id = "get_specific_trigger_from_provider",
+    tag = super::openapi::TRIGGERS,
+    params(
+        ("provider_id" = String, Path, description = "The provider, e.g. `stripe`."),
+        ("trigger_id" = String, Path, description = "The provider's trigger, e.g. `on_customer_created`."),
+    ),
+    responses(
+        (status = 200, description = "The trigger's definition.", body = TriggerDefinition),
+        (status = 404, response = NotFound),
+        (status = 422, response = InvalidField),
+    )
+)]
 async fn one(
     ApiPath((provider_id, trigger_id)): ApiPath<(String, String)>,
 ) -> Result<Json<TriggerDefinition>, ApiError> {

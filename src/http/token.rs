@@ -6,33 +6,73 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::responses::{
+    InternalError, OAuthError, PayloadTooLarge, TooManyRequests, UnsupportedMediaType,
+};
 use super::error::ApiError;
 use super::extract::ApiForm;
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/token", post(token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(token))
 }
 
-#[derive(Deserialize)]
+/// An access token request with the resource owner's password (RFC 6749 §4.3.2). The fields are
+/// optional here so that a missing one is answered `invalid_request` by the handler, as RFC 6749
+/// §5.2 wants, rather than by the form extractor; the schema says what a valid request holds.
+#[derive(Deserialize, ToSchema)]
 struct TokenRequest {
+    /// `password`, the only grant supported.
+    #[schema(value_type = String, required = true, example = "password")]
     grant_type: Option<String>,
+    /// The user's email address.
+    #[schema(value_type = String, required = true, example = "me@example.com")]
     username: Option<String>,
+    #[schema(value_type = String, required = true, format = Password)]
     password: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Serialize, ToSchema)]
 struct TokenResponse {
+    /// The bearer token to send as `Authorization: Bearer <access_token>`.
     access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
     token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(example = 3600)]
     expires_in: u64,
 }
 
+/// Issue Access Token
+///
+/// The OAuth2 resource owner password credentials grant (RFC 6749 §4.3): a user's email and
+/// password for a bearer token that the trigger endpoints accept. Attempts are limited per client
+/// address and username: over the limit the answer is 429, whether the password is right or not.
+#[utoipa::path(
+    post,
+    path = "/token",
+    operation_id = "issue_access_token",
+    tag = super::openapi::AUTH,
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The access token.", body = TokenResponse,
+            headers(("Cache-Control" = String, description = "`no-store` (RFC 6749 §5.1)"))),
+        (status = 400, response = OAuthError),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn token(
     State(state): State<AppState>,

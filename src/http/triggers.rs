@@ -1,20 +1,29 @@
 //! The trigger endpoints of the Triggers API. Writes go through the aggregate as commands; reads
 //! come from the trigger read model. A trigger of another organisation is answered exactly like
 //! one that does not exist.
+//!
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document, and `routes!` registers
+//! the handler under that same path and method, so the document and the router cannot disagree.
 
-use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand, TriggerStatus};
+use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use projections::triggers::TriggerView;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::error::responses::{
+    Conflict, InternalError, InvalidField, NotFound, PayloadTooLarge, TooManyRequests,
+    Unauthorized, UnsupportedMediaType,
+};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use super::request_id::RequestId;
@@ -22,47 +31,90 @@ use super::AppState;
 use crate::catalogue::Catalogue;
 use crate::identity::Principal;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/projects/{project_id}/triggers",
-            get(list_project).post(create),
-        )
-        .route("/triggers", get(list_org))
-        .route("/triggers/{project_trigger_id}", get(one).delete(delete))
-        .route("/triggers/{project_trigger_id}/enable", post(enable))
-        .route("/triggers/{project_trigger_id}/disable", post(disable))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_project, create))
+        .routes(routes!(list_org))
+        .routes(routes!(one, delete))
+        .routes(routes!(enable))
+        .routes(routes!(disable))
 }
 
-/// The request to create a trigger, as the seed API defines it.
-#[derive(Debug, Deserialize)]
+/// A domain model representing a request to create a new Trigger.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTrigger {
+    /// The provider the trigger belongs to, e.g. `stripe`: one of the catalogue's.
     pub provider_id: String,
+    /// The provider's trigger to instantiate, e.g. `on_customer_created`.
     pub trigger_id: String,
+    /// The connection (credentials) the trigger uses, if any.
     #[serde(default)]
     pub connection_id: Option<Uuid>,
+    /// The trigger's configuration; it must satisfy the definition's `config_schema`
+    /// (`GET /providers/{provider_id}/triggers/{trigger_id}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub trigger_config: Option<Value>,
 }
 
-/// A trigger as the seed API returns it: exactly the seed's fields. Secrets in `trigger_config`
-/// (the catalogue's write-only fields) are never included.
-#[derive(Debug, Serialize)]
+/// A domain model representing the stored metadata of a Trigger: exactly the seed's fields.
+/// Secrets in `trigger_config` (the catalogue's write-only fields) are never included.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Trigger {
+    /// The ID of the instance of this trigger.
     pub project_trigger_id: Uuid,
+    /// The project this trigger runs.
     pub project_id: String,
+    /// The connection the trigger uses, if any.
+    #[schema(required = true)]
     pub connection_id: Option<Uuid>,
+    /// The provider the trigger belongs to, e.g. `stripe`.
     pub provider_id: String,
+    /// The provider's trigger this is an instance of, e.g. `on_customer_created`.
     pub trigger_id: String,
+    /// The webhook's data at the provider (webhook triggers), or the job of a scheduled one.
+    #[schema(value_type = Option<Object>, required = true)]
     pub webhook_data: Option<Value>,
+    /// Where polling got to at the provider (polling triggers), e.g.
+    /// `{"last_processed_event_id": "1234567890"}`.
+    #[schema(value_type = Option<Object>, required = true)]
     pub cursor_data: Option<Value>,
+    /// The trigger's configuration, without its write-only (secret) fields.
+    #[schema(value_type = Option<Object>, required = true)]
     pub trigger_config: Option<Value>,
-    pub status: TriggerStatus,
+    pub status: Status,
+    /// When the trigger was created.
     pub created_at: DateTime<Utc>,
+    /// When the trigger last changed.
     pub updated_at: DateTime<Utc>,
+    /// The user (or API key) who created the trigger; `null` when the engine itself did.
+    #[schema(required = true)]
     pub created_by: Option<Uuid>,
+    /// The user (or API key) who last changed the trigger; `null` when the engine itself did.
+    #[schema(required = true)]
     pub updated_by: Option<Uuid>,
+}
+
+// The API's spelling of `aggregates::TriggerStatus`, serialised alike. It is a type of its own so
+// that the pure domain crate carries no HTTP documentation (nor a dependency on utoipa); the
+// exhaustive `From` below makes a new domain status fail to compile until it is spelt here too.
+/// The status of the trigger: enabled/disabled. New triggers start `DISABLED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = TriggerStatus, default = "DISABLED")]
+pub enum Status {
+    Enabled,
+    Disabled,
+}
+
+impl From<aggregates::TriggerStatus> for Status {
+    fn from(status: aggregates::TriggerStatus) -> Self {
+        match status {
+            aggregates::TriggerStatus::Enabled => Self::Enabled,
+            aggregates::TriggerStatus::Disabled => Self::Disabled,
+        }
+    }
 }
 
 impl From<TriggerView> for Trigger {
@@ -84,7 +136,7 @@ impl From<TriggerView> for Trigger {
             webhook_data: record.webhook_data,
             cursor_data: record.cursor_data,
             trigger_config,
-            status: record.status,
+            status: record.status.into(),
             created_at: record.created_at,
             updated_at: record.updated_at,
             created_by: record.created_by.id(),
@@ -93,6 +145,30 @@ impl From<TriggerView> for Trigger {
     }
 }
 
+/// Create Trigger
+///
+/// Creates a disabled trigger in the project; `POST /triggers/{project_trigger_id}/enable` starts
+/// it. The answer comes once reads show the new trigger.
+#[utoipa::path(
+    post,
+    path = "/projects/{project_id}/triggers",
+    operation_id = "create_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_id" = String, Path, description = "The project the trigger will run.")),
+    request_body = CreateTrigger,
+    responses(
+        (status = 201, description = "The trigger, created.", body = Trigger,
+            headers(("Location" = String, description = "`/triggers/{project_trigger_id}` of the new trigger"))),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 #[tracing::instrument(skip_all, fields(project_id = %project_id))]
 async fn create(
     State(state): State<AppState>,
@@ -143,6 +219,24 @@ async fn create(
     ))
 }
 
+/// Get Triggers
+///
+/// The project's triggers, within the caller's organisation.
+#[utoipa::path(
+    get,
+    path = "/projects/{project_id}/triggers",
+    operation_id = "get_triggers",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_id" = String, Path, description = "The project whose triggers to list.")),
+    responses(
+        (status = 200, description = "The project's triggers.", body = Vec<Trigger>),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn list_project(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -155,6 +249,22 @@ async fn list_project(
     Ok(Json(views.into_iter().map(Trigger::from).collect()))
 }
 
+/// Get Triggers By User Org
+///
+/// Every trigger of the caller's organisation, in every project.
+#[utoipa::path(
+    get,
+    path = "/triggers",
+    operation_id = "get_triggers_by_user_org",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 200, description = "The organisation's triggers.", body = Vec<Trigger>),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn list_org(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -163,6 +273,23 @@ async fn list_org(
     Ok(Json(views.into_iter().map(Trigger::from).collect()))
 }
 
+/// Get Trigger
+#[utoipa::path(
+    get,
+    path = "/triggers/{project_trigger_id}",
+    operation_id = "get_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id.")),
+    responses(
+        (status = 200, description = "The trigger.", body = Trigger),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -177,6 +304,26 @@ async fn one(
     Ok(Json(Trigger::from(view)))
 }
 
+/// Delete Trigger
+///
+/// Deletes the trigger for good: it stops firing and reads no longer show it. The answer comes once reads show the change.
+#[utoipa::path(
+    delete,
+    path = "/triggers/{project_trigger_id}",
+    operation_id = "delete_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -194,6 +341,26 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Enable Trigger
+///
+/// Starts the trigger firing. Enabling an enabled trigger changes nothing. The answer comes once reads show the change.
+#[utoipa::path(
+    post,
+    path = "/triggers/{project_trigger_id}/enable",
+    operation_id = "enable_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id.")),
+    responses(
+        (status = 204, description = "Enabled."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn enable(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -211,6 +378,26 @@ async fn enable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Disable Trigger
+///
+/// Stops the trigger firing. Disabling a disabled trigger changes nothing. The answer comes once reads show the change.
+#[utoipa::path(
+    post,
+    path = "/triggers/{project_trigger_id}/disable",
+    operation_id = "disable_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id.")),
+    responses(
+        (status = 204, description = "Disabled."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
 async fn disable(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -5,7 +5,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::Once;
 
-use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand};
+use aggregates::event::Stamp;
+use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand, TriggerEvent};
 use chrono::Utc;
 use sqlx::Connection;
 use tokio::sync::oneshot;
@@ -282,6 +283,41 @@ impl TestApp {
         let (id, action) = create_action(org_id);
         self.run(id, action).await;
         id
+    }
+    /// Creates a trigger, then appends to its stream an event the projector has no reader for (a
+    /// version from the future, as a botched deploy would write): the read model stops at the
+    /// event before it while the log moves on. Returns the trigger's id, for
+    /// [`Self::unstall_projection`].
+    pub async fn stall_projection(&self) -> Uuid {
+        let id = self.create_trigger(Uuid::new_v4()).await;
+        let enabled = serde_json::to_value(TriggerEvent::TriggerEnabled {
+            stamp: Stamp {
+                at: Utc::now(),
+                by: user(),
+            },
+        })
+        .unwrap();
+        let mut tx = self.store.begin().await.unwrap();
+        tx.execute(&format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('trigger', '{id}', 2, 'TriggerEnabled', '2', '{enabled}', '{{}}')"
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// Makes the event [`Self::stall_projection`] appended readable, so the projector folds it
+    /// (the trigger becomes enabled) and goes on.
+    pub async fn unstall_projection(&self, id: Uuid) {
+        let mut tx = self.store.begin().await.unwrap();
+        tx.execute(&format!(
+            "UPDATE events SET event_version = '1' WHERE aggregate_id = '{id}' AND sequence = 2"
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
     }
 }
 

@@ -8,6 +8,7 @@ mod durability;
 mod health;
 mod http_triggers;
 mod identity;
+mod openapi;
 mod operations;
 mod ordering;
 mod projections;

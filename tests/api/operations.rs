@@ -3,16 +3,11 @@
 
 use std::num::NonZeroU32;
 
-use aggregates::event::Stamp;
-use aggregates::TriggerEvent;
-use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use crate::helpers::{
-    eventually, spawn_app, spawn_app_with, user, Session, TestApp, TestDb, ADMIN_EMAIL,
-    ADMIN_PASSWORD,
+    eventually, spawn_app, spawn_app_with, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD,
 };
 
 crate::on_every_store!(
@@ -172,24 +167,8 @@ async fn it_should_be_ready_only_while_the_read_model_keeps_up_with_the_log(db: 
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["lag"], 0);
 
-    // An event the projector has no reader for (a version from the future, as a botched deploy
-    // would write) stops the read model at the event before it, while the log moves on.
-    let id = app.create_trigger(Uuid::new_v4()).await;
-    let enabled = serde_json::to_value(TriggerEvent::TriggerEnabled {
-        stamp: Stamp {
-            at: Utc::now(),
-            by: user(),
-        },
-    })
-    .unwrap();
-    let mut tx = app.store.begin().await.unwrap();
-    tx.execute(&format!(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('trigger', '{id}', 2, 'TriggerEnabled', '2', '{enabled}', '{{}}')"
-    ))
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    // An event the projector has no reader for stops the read model while the log moves on.
+    let id = app.stall_projection().await;
 
     let stuck = app.http.get(&readyz).send().await.unwrap();
     assert_eq!(stuck.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -213,13 +192,7 @@ async fn it_should_be_ready_only_while_the_read_model_keeps_up_with_the_log(db: 
     );
 
     // Once the event is readable the projector folds it, and the engine is ready again.
-    let mut tx = app.store.begin().await.unwrap();
-    tx.execute(&format!(
-        "UPDATE events SET event_version = '1' WHERE aggregate_id = '{id}' AND sequence = 2"
-    ))
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    app.unstall_projection(id).await;
     eventually(10, "readyz to answer 200 again", || {
         let (http, url) = (http.clone(), readyz.clone());
         async move { http.get(&url).send().await.unwrap().status() == StatusCode::OK }
