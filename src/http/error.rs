@@ -306,3 +306,42 @@ impl From<IdentityError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 409 cannot be provoked deterministically over the socket (trigger ids are the server's, and
+    /// concurrent changes are retried), so the mapping from the command path is checked here.
+    #[tokio::test]
+    async fn it_should_answer_a_conflicting_change_with_409_problem_json() {
+        for error in [
+            CommandError::Contended,
+            CommandError::Rejected(TriggerError::AlreadyExists),
+            CommandError::Store(StoreError::Conflict),
+        ] {
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status(), StatusCode::CONFLICT);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/problem+json"
+            );
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["status"], 409);
+            assert_eq!(problem["type"], "/problems/conflict");
+        }
+    }
+
+    #[tokio::test]
+    async fn it_should_hide_the_cause_of_an_internal_error() {
+        let response = ApiError::Internal("connection refused to 10.0.0.7".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("10.0.0.7"));
+    }
+}
