@@ -63,14 +63,8 @@ pub enum RunStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: Uuid,
-    pub project_trigger_id: Uuid,
-    pub org_id: Uuid,
-    pub project_id: String,
-    pub provider_id: String,
-    pub trigger_id: String,
-    pub cause: RunCause,
-    pub payload: Value,
-    pub received_at: DateTime<Utc>,
+    /// What fired, as it was requested.
+    pub firing: Firing,
     pub status: RunStatus,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -289,14 +283,7 @@ impl Run {
         {
             return Some(RunRecord {
                 run_id: *run_id,
-                project_trigger_id: firing.project_trigger_id,
-                org_id: firing.org_id,
-                project_id: firing.project_id.clone(),
-                provider_id: firing.provider_id.clone(),
-                trigger_id: firing.trigger_id.clone(),
-                cause: firing.cause.clone(),
-                payload: firing.payload.clone(),
-                received_at: firing.received_at,
+                firing: firing.clone(),
                 status: RunStatus::Requested,
                 attempts: 0,
                 last_error: None,
