@@ -85,9 +85,9 @@ async fn run(pool: AppendPool, mut queue: mpsc::Receiver<(StreamAppend, Reply)>)
                     let _ = reply.send(Ok(position));
                 }
             }
-            // A clash on one stream fails the whole statement: write the appends one by one so
-            // that only the writer who lost its race hears about it.
-            Err(error) if is_conflict(&error) && appends.len() > 1 => {
+            // One bad append (a clash on its stream, a row the database refuses) fails the whole
+            // statement: write the appends one by one, so that each writer hears only of its own.
+            Err(_) if appends.len() > 1 => {
                 for (append, reply) in appends.into_iter().zip(replies) {
                     let result = write(&pool, std::slice::from_ref(&append)).await;
                     let _ = reply.send(
@@ -98,13 +98,8 @@ async fn run(pool: AppendPool, mut queue: mpsc::Receiver<(StreamAppend, Reply)>)
                 }
             }
             Err(error) => {
-                let message = error.to_string();
-                let mut replies = replies.into_iter();
-                if let Some(first) = replies.next() {
-                    let _ = first.send(Err(into_store_error(error)));
-                }
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::BatchFailed(message.clone())));
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(into_store_error(error)));
                 }
             }
         }

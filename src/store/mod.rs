@@ -49,9 +49,6 @@ pub enum StoreError {
     Repository(cqrs_es::persist::PersistenceError),
     #[error("creating the database folder: {0}")]
     Io(#[from] std::io::Error),
-    /// The append went out in a batch that failed for a reason another append in it caused.
-    #[error("the append was batched with one that failed: {0}")]
-    BatchFailed(String),
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
