@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aggregates::event::Stamp;
-use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand, TriggerEvent};
+use aggregates::{Actor, NewTrigger, Trigger, TriggerAction, TriggerCommand, TriggerEvent};
 use chrono::Utc;
 use serde_json::json;
 use sqlx::Connection;
@@ -349,7 +349,7 @@ async fn seed_cursor(
             .map(|n| cursor_event(n as u64))
             .collect();
         store
-            .append_trigger_events(id, sequence, &chunk, &metadata)
+            .append::<Trigger>(id, sequence, &chunk, &metadata)
             .await?;
         sequence += chunk.len();
     }
@@ -362,9 +362,9 @@ async fn latency(store: &Arc<Store>) -> anyhow::Result<(Latency, Latency, Latenc
     // The stream grows by bulk appends; the snapshot it would have had is then saved as the
     // command path saves it (every 100 events), so loading sees what a long-lived trigger has.
     let sequence = seed_cursor(store, long, 1, LONG_STREAM + 1).await?;
-    let loaded = store.replay_trigger(long).await?;
+    let loaded = store.replay::<Trigger>(long).await?;
     assert_eq!(loaded.sequence, sequence);
-    store.save_snapshot(long, &loaded.trigger, sequence).await?;
+    store.save_snapshot(long, &loaded.state, sequence).await?;
     let fresh = create(&commands).await?;
 
     let (mut fresh_samples, mut long_samples) = (Vec::new(), Vec::new());

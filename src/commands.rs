@@ -90,8 +90,8 @@ impl Commands {
         request_id: &str,
     ) -> Result<Executed, CommandError> {
         for _ in 0..=CONFLICT_RETRIES {
-            let loaded = self.store.load_trigger(id).await?;
-            let mut trigger = loaded.trigger;
+            let loaded = self.store.load::<Trigger>(id).await?;
+            let mut trigger = loaded.state;
             let foreign = matches!(
                 (org_id, trigger.record()),
                 (Some(org_id), Some(record)) if record.org_id != org_id
@@ -114,7 +114,7 @@ impl Commands {
             };
             match self
                 .store
-                .append_trigger_events(id, loaded.sequence, &events, &metadata)
+                .append::<Trigger>(id, loaded.sequence, &events, &metadata)
                 .await
             {
                 Ok(position) => {

@@ -1,12 +1,13 @@
 //! The global log: every event of every stream, by gap-free position in commit order.
 
 use aggregates::event::EVENT_VERSION;
-use aggregates::{Trigger, TriggerEvent};
+use aggregates::{Run, RunEvent, Trigger, TriggerEvent};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::streams::Streamed;
 use super::{Store, StoreError};
 
 /// One stored event with everything an auditor or a projector needs to read it.
@@ -30,7 +31,15 @@ impl LoggedEvent {
         if self.aggregate_type != Trigger::TYPE {
             return Ok(None);
         }
-        decode_event(&self.event_type, &self.event_version, self.payload.clone()).map(Some)
+        decode::<Trigger>(&self.event_type, &self.event_version, self.payload.clone()).map(Some)
+    }
+
+    /// The event as the run domain reads it, if it belongs to a run stream.
+    pub fn run_event(&self) -> Result<Option<RunEvent>, StoreError> {
+        if self.aggregate_type != Run::TYPE {
+            return Ok(None);
+        }
+        decode::<Run>(&self.event_type, &self.event_version, self.payload.clone()).map(Some)
     }
 
     /// A metadata field such as `actor` or `request_id`.
@@ -39,13 +48,14 @@ impl LoggedEvent {
     }
 }
 
-/// Reads a stored trigger event. Only version 1 exists; a later shape change adds an upcaster here.
-pub(crate) fn decode_event(
+/// Reads a stored event of aggregate `A`. Only version 1 exists; a later shape change adds an
+/// upcaster here.
+pub(crate) fn decode<A: Streamed>(
     event_type: &str,
     event_version: &str,
     payload: Value,
-) -> Result<TriggerEvent, StoreError> {
-    if event_version != EVENT_VERSION || !TriggerEvent::TYPES.contains(&event_type) {
+) -> Result<A::Event, StoreError> {
+    if event_version != EVENT_VERSION || !A::EVENT_TYPES.contains(&event_type) {
         return Err(StoreError::Corrupt(format!(
             "no reader for event {event_type} version {event_version}"
         )));

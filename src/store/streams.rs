@@ -1,9 +1,10 @@
-//! One trigger's stream: load it (snapshot plus the events after it) and append to it.
+//! One aggregate's stream (a trigger's or a run's): load it (snapshot plus the events after it)
+//! and append to it.
 //!
 //! Both are our own SQL, one statement each on the hot path: loading reads the snapshot and the
 //! newer events in one query, and appends go through the group-commit appender, whose one INSERT
 //! (in autocommit on PostgreSQL) holds the log-head lock only until that statement commits. postgres-es and
-//! sqlite-es, whose table layout we keep, replay whole streams ([`Store::replay_trigger`]).
+//! sqlite-es, whose table layout we keep, replay whole streams ([`Store::replay`]).
 //! Measured in docs/benchmarks.md: their append (BEGIN, INSERT, COMMIT) held the lock across the
 //! client's COMMIT round trip, and their `get_last_events` prepares a new statement on every call.
 //!
@@ -14,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use aggregates::{Actor, Trigger, TriggerEvent};
+use aggregates::{Actor, Run, RunEvent, Trigger, TriggerEvent};
 use cqrs_es::persist::PersistedEventRepository;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::appender::{EventRow, StreamAppend};
-use super::log::decode_event;
+use super::log::decode;
 use super::{Store, StoreError};
 
 /// Who caused a change and through which request: stored with every event it produced.
@@ -43,16 +44,30 @@ impl EventMetadata {
     }
 }
 
-/// A trigger as its stream describes it, with the sequence of the last event that made it so.
+/// An aggregate kept in the log: its stream type, and the event type names a reader accepts.
+pub trait Streamed: Aggregate {
+    /// Every event type name this aggregate has ever stored (a persistence contract).
+    const EVENT_TYPES: &'static [&'static str];
+}
+
+impl Streamed for Trigger {
+    const EVENT_TYPES: &'static [&'static str] = &TriggerEvent::TYPES;
+}
+
+impl Streamed for Run {
+    const EVENT_TYPES: &'static [&'static str] = &RunEvent::TYPES;
+}
+
+/// An aggregate as its stream describes it, with the sequence of the last event that made it so.
 #[derive(Debug, Default)]
-pub struct LoadedTrigger {
-    pub trigger: Trigger,
+pub struct Loaded<A> {
+    pub state: A,
     pub sequence: usize,
 }
 
 impl Store {
-    /// Loads a trigger from its latest snapshot plus the events recorded after it, in one query.
-    pub async fn load_trigger(&self, id: Uuid) -> Result<LoadedTrigger, StoreError> {
+    /// Loads an aggregate from its latest snapshot plus the events recorded after it, in one query.
+    pub async fn load<A: Streamed>(&self, id: Uuid) -> Result<Loaded<A>, StoreError> {
         let key = id.to_string();
         let rows: Vec<(i32, i64, String, String, Value)> = crate::on_pool!(self, |pool| {
             sqlx::query_as(
@@ -67,44 +82,44 @@ impl Store {
                                               WHERE aggregate_type = $1 AND aggregate_id = $2), 0)
                  ORDER BY 1, 2",
             )
-            .bind(Trigger::TYPE)
+            .bind(A::TYPE)
             .bind(&key)
             .fetch_all(pool)
             .await
         })?;
-        let mut loaded = LoadedTrigger::default();
+        let mut loaded = Loaded::<A>::default();
         for (part, sequence, event_type, event_version, payload) in rows {
             if part == 0 {
                 match serde_json::from_value(payload) {
-                    Ok(trigger) => loaded.trigger = trigger,
+                    Ok(state) => loaded.state = state,
                     Err(error) => {
                         // A snapshot of an older shape is only a cache miss: replay from the start.
-                        tracing::warn!(trigger = %id, %error, "ignoring unreadable snapshot");
-                        return self.replay_trigger(id).await;
+                        tracing::warn!(stream = %id, %error, "ignoring unreadable snapshot");
+                        return self.replay(id).await;
                     }
                 }
             } else {
                 loaded
-                    .trigger
-                    .apply(decode_event(&event_type, &event_version, payload)?);
+                    .state
+                    .apply(decode::<A>(&event_type, &event_version, payload)?);
             }
             loaded.sequence = sequence as usize;
         }
         Ok(loaded)
     }
 
-    /// Loads a trigger by replaying its whole stream, ignoring snapshots: the reference that
+    /// Loads an aggregate by replaying its whole stream, ignoring snapshots: the reference that
     /// snapshot loading is tested and benchmarked against.
-    pub async fn replay_trigger(&self, id: Uuid) -> Result<LoadedTrigger, StoreError> {
+    pub async fn replay<A: Streamed>(&self, id: Uuid) -> Result<Loaded<A>, StoreError> {
         let id = id.to_string();
         let events = match self {
-            Self::Sqlite(backend) => backend.repository.get_events::<Trigger>(&id).await?,
-            Self::Postgres(backend) => backend.repository.get_events::<Trigger>(&id).await?,
+            Self::Sqlite(backend) => backend.repository.get_events::<A>(&id).await?,
+            Self::Postgres(backend) => backend.repository.get_events::<A>(&id).await?,
         };
-        let mut loaded = LoadedTrigger::default();
+        let mut loaded = Loaded::<A>::default();
         for event in events {
-            let decoded = decode_event(&event.event_type, &event.event_version, event.payload)?;
-            loaded.trigger.apply(decoded);
+            let decoded = decode::<A>(&event.event_type, &event.event_version, event.payload)?;
+            loaded.state.apply(decoded);
             loaded.sequence = event.sequence;
         }
         Ok(loaded)
@@ -112,11 +127,11 @@ impl Store {
 
     /// Appends `events` after `after_sequence` atomically and returns the global position of the
     /// last one. [`StoreError::Conflict`] when another writer appended to the stream first.
-    pub async fn append_trigger_events(
+    pub async fn append<A: Streamed>(
         &self,
         id: Uuid,
         after_sequence: usize,
-        events: &[TriggerEvent],
+        events: &[A::Event],
         metadata: &EventMetadata,
     ) -> Result<i64, StoreError> {
         if events.is_empty() {
@@ -138,7 +153,7 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.appender()
             .append(StreamAppend {
-                aggregate_type: Trigger::TYPE,
+                aggregate_type: A::TYPE,
                 aggregate_id: id.to_string(),
                 rows,
                 metadata: serde_json::to_value(metadata.to_map())?,
@@ -146,14 +161,14 @@ impl Store {
             .await
     }
 
-    /// Records `trigger` as the state after `sequence`, unless a newer snapshot is already there.
-    pub async fn save_snapshot(
+    /// Records `state` as the aggregate after `sequence`, unless a newer snapshot is already there.
+    pub async fn save_snapshot<A: Streamed>(
         &self,
         id: Uuid,
-        trigger: &Trigger,
+        state: &A,
         sequence: usize,
     ) -> Result<(), StoreError> {
-        let payload = serde_json::to_value(trigger)?;
+        let payload = serde_json::to_value(state)?;
         crate::on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
@@ -164,7 +179,7 @@ impl Store {
                         payload = excluded.payload
                   WHERE snapshots.last_sequence < excluded.last_sequence",
             )
-            .bind(Trigger::TYPE)
+            .bind(A::TYPE)
             .bind(id.to_string())
             .bind(sequence as i64)
             .bind(&payload)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aggregates::{TriggerAction, TriggerStatus};
+use aggregates::{Trigger, TriggerAction, TriggerStatus};
 use projections::triggers::{fold_batch, TriggerView};
 use trigger_engine::rebuild::rebuild_triggers;
 use trigger_engine::store::Store;
@@ -170,9 +170,9 @@ async fn it_should_keep_the_model_and_checkpoint_across_a_restart(db: TestDb) {
     assert_eq!(app.store.head().await.unwrap(), head);
     assert_eq!(app.store.checkpoints().await.unwrap()[0].position, head);
     assert_eq!(app.store.all_trigger_views().await.unwrap(), before);
-    let loaded = app.store.load_trigger(ids[1]).await.unwrap();
+    let loaded = app.store.load::<Trigger>(ids[1]).await.unwrap();
     assert_eq!(
-        loaded.trigger.record(),
+        loaded.state.record(),
         Some(
             &before
                 .iter()

@@ -29,8 +29,8 @@ async fn it_should_store_events_with_their_audit_metadata(db: TestDb) {
     app.run(id, TriggerAction::EnableTrigger).await;
     app.run(id, advance(None, 1)).await;
 
-    let loaded = app.store.load_trigger(id).await.unwrap();
-    let record = loaded.trigger.record().expect("created");
+    let loaded = app.store.load::<Trigger>(id).await.unwrap();
+    let record = loaded.state.record().expect("created");
     assert_eq!(loaded.sequence, 3);
     assert_eq!(record.status, TriggerStatus::Enabled);
     assert_eq!(record.org_id, org);
@@ -88,11 +88,11 @@ async fn it_should_load_from_a_snapshot_exactly_what_a_replay_gives(db: TestDb) 
     let snapshot_sequence = snapshot_sequence(&app.store, id).await;
     assert_eq!(snapshot_sequence, Some(2 * SNAPSHOT_EVERY as i64));
 
-    let from_snapshot = app.store.load_trigger(id).await.unwrap();
-    let replayed = app.store.replay_trigger(id).await.unwrap();
+    let from_snapshot = app.store.load::<Trigger>(id).await.unwrap();
+    let replayed = app.store.replay::<Trigger>(id).await.unwrap();
     assert_eq!(from_snapshot.sequence, advances as usize + 1);
     assert_eq!(from_snapshot.sequence, replayed.sequence);
-    assert_eq!(from_snapshot.trigger, replayed.trigger);
+    assert_eq!(from_snapshot.state, replayed.state);
     app.shutdown().await;
 }
 
@@ -230,9 +230,7 @@ async fn it_should_batch_concurrent_appends_and_reject_only_the_racing_ones(db: 
             tokio::spawn(async move {
                 (
                     id,
-                    store
-                        .append_trigger_events(id, 1, &[event], &metadata)
-                        .await,
+                    store.append::<Trigger>(id, 1, &[event], &metadata).await,
                 )
             })
         })
