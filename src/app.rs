@@ -13,9 +13,10 @@ use crate::commands::Commands;
 use crate::config::{ServeConfig, StoreConfig};
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, WebhookApps};
 use crate::identity::Identity;
 use crate::projector::{self, ProjectionHandle};
+use crate::runs::Runs;
 use crate::store::Store;
 
 /// A built engine, listening but not yet serving: tests read its address and reach its parts.
@@ -23,9 +24,11 @@ pub struct App {
     listener: TcpListener,
     pub store: Arc<Store>,
     pub commands: Commands,
+    pub runs: Runs,
     pub projections: ProjectionHandle,
     pub identity: Identity,
     ready: Arc<AtomicBool>,
+    webhook_apps: WebhookApps,
     rate_limits: RateLimits,
     ready_max_lag: u64,
     stop: CancellationToken,
@@ -39,6 +42,7 @@ impl App {
         let stop = CancellationToken::new();
         let (projections, projector) = projector::spawn(store.clone(), stop.clone());
         let commands = Commands::new(store.clone(), projections.clone());
+        let runs = Runs::new(store.clone(), projections.clone());
         let identity = Identity::load(
             store.clone(),
             std::time::Duration::from_secs(serve.token_ttl_seconds),
@@ -73,9 +77,14 @@ impl App {
             listener,
             store,
             commands,
+            runs,
             projections,
             identity,
             ready,
+            webhook_apps: WebhookApps {
+                slack: serve.slack_signing_secret.clone(),
+                github: serve.github_webhook_secret.clone(),
+            },
             rate_limits,
             ready_max_lag: serve.ready_max_lag,
             stop,
@@ -98,12 +107,14 @@ impl App {
         let state = AppState {
             store: self.store.clone(),
             commands: self.commands.clone(),
+            runs: self.runs.clone(),
             projections: self.projections.clone(),
             identity: self.identity.clone(),
             ready: self.ready.clone(),
             rate_limits: self.rate_limits.clone(),
             metrics: Metrics::default(),
             ready_max_lag: self.ready_max_lag,
+            webhook_apps: self.webhook_apps.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

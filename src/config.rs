@@ -111,6 +111,87 @@ pub struct ServeConfig {
     /// beyond it the projector is not keeping up and reads would be stale.
     #[arg(long, env = "TRIGGER_ENGINE_READY_MAX_LAG", default_value_t = crate::projector::BATCH_SIZE as u64)]
     pub ready_max_lag: u64,
+
+    /// Webhook deliveries per second one trigger accepts once its burst is spent; beyond it the
+    /// sender gets 429 with `Retry-After` (providers retry). 500/s is far above any provider's
+    /// sending rate for one endpoint, and holds a runaway sender to a fraction of what the store
+    /// appends (docs/benchmarks.md).
+    #[arg(long, env = "TRIGGER_ENGINE_WEBHOOK_RATE_PER_SECOND", default_value_t = NonZeroU32::new(500).unwrap())]
+    pub webhook_rate_per_second: NonZeroU32,
+
+    /// Webhook deliveries one trigger may receive back to back: a provider replaying a backlog
+    /// after an outage sends bursts.
+    #[arg(long, env = "TRIGGER_ENGINE_WEBHOOK_BURST", default_value_t = NonZeroU32::new(1000).unwrap())]
+    pub webhook_burst: NonZeroU32,
+
+    /// The Slack app's signing secret, for `POST /v1/webhooks/slack` (Slack's v0 signatures).
+    /// Without it that URL answers 404.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_SLACK_SIGNING_SECRET",
+        hide_env_values = true
+    )]
+    pub slack_signing_secret: Option<Secret>,
+
+    /// The GitHub App's webhook secret, for `POST /v1/webhooks/github`. Without it that URL
+    /// answers 404.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub github_webhook_secret: Option<Secret>,
+
+    #[command(flatten)]
+    pub executor: ExecutorConfig,
+}
+
+/// Where runs are executed, and how hard to try.
+#[derive(Debug, Clone, Args)]
+pub struct ExecutorConfig {
+    /// The executor's URL; `{project_id}` in it is replaced by the run's project. Each run is
+    /// POSTed there as JSON, signed with Standard Webhooks headers. Without it, the built-in
+    /// executor records every run as executed (so a plain `cargo run` works end to end).
+    #[arg(long, env = "TRIGGER_ENGINE_EXECUTOR_URL")]
+    pub executor_url: Option<String>,
+
+    /// The Standard Webhooks secret (`whsec_` + base64) the engine signs executor calls with; the
+    /// executor verifies with the same. Required with `--executor-url`.
+    #[arg(long, env = "TRIGGER_ENGINE_EXECUTOR_SECRET", hide_env_values = true)]
+    pub executor_secret: Option<Secret>,
+
+    /// Seconds an executor call may take before it counts as failed (and is retried).
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub executor_timeout_seconds: u64,
+
+    /// Attempts per run before it is dead-lettered (a manual retry revives it).
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_MAX_ATTEMPTS",
+        default_value_t = 8
+    )]
+    pub executor_max_attempts: u32,
+
+    /// The first retry waits up to this many milliseconds; each later one up to twice the last
+    /// (with full jitter), capped at ten minutes.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_RETRY_BASE_MS",
+        default_value_t = 1000
+    )]
+    pub executor_retry_base_ms: u64,
+
+    /// Executor calls in flight at once, per engine process.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_CONCURRENCY",
+        default_value_t = 16
+    )]
+    pub executor_concurrency: usize,
 }
 
 impl ServeConfig {
@@ -130,7 +211,7 @@ pub enum ProjectionsCommand {
     /// Rebuild a read model from position 0 into a fresh table and swap it in atomically. Safe
     /// while `serve` runs on the same store. With no NAME, rebuilds every read model.
     Rebuild {
-        /// The read model to rebuild (`triggers`).
+        /// The read model to rebuild (`triggers` or `runs`).
         name: Option<String>,
     },
     /// Print each read model's checkpoint, the log head, and the lag between them.

@@ -22,5 +22,6 @@ pub mod http;
 pub mod identity;
 pub mod projector;
 pub mod rebuild;
+pub mod runs;
 pub mod store;
 pub mod webhooks;

@@ -1,5 +1,5 @@
-//! The live projector: tails the global log into the trigger read model, and lets writers wait
-//! until their write is visible there (read-your-writes).
+//! The live projector: tails the global log into the read models (triggers, runs), and lets
+//! writers wait until their write is visible there (read-your-writes).
 //!
 //! Each batch and its checkpoint commit together, so a crash neither loses nor repeats an event; on
 //! start the projector simply continues from its checkpoint. Several engine processes on one
@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::views::LIVE_TRIGGERS;
+use crate::store::views::{ViewTarget, LIVE_RUNS, LIVE_TRIGGERS};
 use crate::store::Store;
 
 /// Events folded per transaction: large enough to amortise the commit, small enough that a batch
@@ -37,12 +37,18 @@ impl ProjectionHandle {
         self.wake.notify_one();
     }
 
-    /// The position the read model has reached.
+    /// The position every read model has reached.
     pub fn checkpoint(&self) -> i64 {
         *self.checkpoint.borrow()
     }
 
-    /// Waits, at most `limit`, until the read model has folded `position`. False on timeout.
+    /// Waits, at most `limit`, until every read model has folded `position`. False on timeout.
+    /// A receiver that sees every move of [`checkpoint`](Self::checkpoint): the executors wake on
+    /// it when new runs may have become visible.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.checkpoint.clone()
+    }
+
     pub async fn wait_for(&self, position: i64, limit: Duration) -> bool {
         let mut checkpoint = self.checkpoint.clone();
         let reached =
@@ -67,7 +73,7 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         let mut last = -1;
         loop {
-            let pause = match store.project_next_batch(LIVE_TRIGGERS, BATCH_SIZE).await {
+            let pause = match project_all(&store).await {
                 Ok(reached) => {
                     progress.send_replace(reached);
                     let moved = reached != last;
@@ -78,7 +84,7 @@ pub fn spawn(
                     IDLE_POLL
                 }
                 Err(error) => {
-                    tracing::error!(%error, "projecting the trigger read model failed; retrying");
+                    tracing::error!(%error, "projecting the read models failed; retrying");
                     ERROR_BACKOFF
                 }
             };
@@ -91,4 +97,17 @@ pub fn spawn(
         tracing::debug!("projector stopped");
     });
     (handle, task)
+}
+
+/// The live read models, folded in turn.
+const LIVE: [ViewTarget; 2] = [LIVE_TRIGGERS, LIVE_RUNS];
+
+/// Folds one batch into each live read model (a transaction each) and returns the position all of
+/// them have reached.
+async fn project_all(store: &Store) -> Result<i64, crate::store::StoreError> {
+    let mut reached = i64::MAX;
+    for target in LIVE {
+        reached = reached.min(store.project_next_batch(target, BATCH_SIZE).await?);
+    }
+    Ok(reached)
 }

@@ -1,4 +1,4 @@
-//! Blue/green rebuild of the trigger read model, safe while `serve` runs on the same store.
+//! Blue/green rebuild of a read model (triggers or runs), safe while `serve` runs on the same store.
 //!
 //! The new table is filled from position 0 beside the live one, batch by batch, while the live
 //! projector carries on. The swap is one transaction: it takes the live checkpoint's row lock (so
@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::projector::BATCH_SIZE;
-use crate::store::views::{LIVE_TRIGGERS, NEXT_TRIGGERS};
+use crate::store::views::{ViewTarget, LIVE_RUNS, LIVE_TRIGGERS, NEXT_RUNS, NEXT_TRIGGERS};
 use crate::store::{Store, StoreError};
 
 /// What a rebuild did, printed by `trigger-engine projections rebuild`.
@@ -21,15 +21,35 @@ pub struct RebuildReport {
 
 /// Rebuilds the trigger read model from the start of the log and swaps it in.
 pub async fn rebuild_triggers(store: &Store) -> Result<RebuildReport, StoreError> {
+    rebuild(
+        store,
+        projections::triggers::NAME,
+        LIVE_TRIGGERS,
+        NEXT_TRIGGERS,
+    )
+    .await
+}
+
+/// Rebuilds the run read model from the start of the log and swaps it in.
+pub async fn rebuild_runs(store: &Store) -> Result<RebuildReport, StoreError> {
+    rebuild(store, projections::runs::NAME, LIVE_RUNS, NEXT_RUNS).await
+}
+
+async fn rebuild(
+    store: &Store,
+    projection: &'static str,
+    live: ViewTarget,
+    next: ViewTarget,
+) -> Result<RebuildReport, StoreError> {
     let started = std::time::Instant::now();
     let mut tx = store.begin().await?;
-    tx.create_view_table(NEXT_TRIGGERS.table).await?;
-    tx.set_checkpoint(NEXT_TRIGGERS.checkpoint, 0).await?;
+    tx.create_view_table(next).await?;
+    tx.set_checkpoint(next.checkpoint, 0).await?;
     tx.commit().await?;
 
     let mut reached = 0;
     loop {
-        let next = store.project_next_batch(NEXT_TRIGGERS, BATCH_SIZE).await?;
+        let next = store.project_next_batch(next, BATCH_SIZE).await?;
         if next == reached {
             break;
         }
@@ -37,30 +57,26 @@ pub async fn rebuild_triggers(store: &Store) -> Result<RebuildReport, StoreError
     }
 
     let mut swap = store.begin().await?;
-    swap.lock_checkpoint(LIVE_TRIGGERS.checkpoint).await?;
+    swap.lock_checkpoint(live.checkpoint).await?;
     loop {
-        let next = swap.project_batch(NEXT_TRIGGERS, BATCH_SIZE).await?;
+        let next = swap.project_batch(next, BATCH_SIZE).await?;
         if next == reached {
             break;
         }
         reached = next;
     }
-    let retired = format!("{}_retired", LIVE_TRIGGERS.table);
-    swap.execute(&format!(
-        "ALTER TABLE {} RENAME TO {retired}",
-        LIVE_TRIGGERS.table
-    ))
-    .await?;
-    swap.execute(&format!(
-        "ALTER TABLE {} RENAME TO {}",
-        NEXT_TRIGGERS.table, LIVE_TRIGGERS.table
-    ))
-    .await?;
-    swap.set_checkpoint(LIVE_TRIGGERS.checkpoint, reached)
+    let retired = format!("{}_retired", live.table);
+    swap.execute(&format!("ALTER TABLE {} RENAME TO {retired}", live.table))
         .await?;
     swap.execute(&format!(
+        "ALTER TABLE {} RENAME TO {}",
+        next.table, live.table
+    ))
+    .await?;
+    swap.set_checkpoint(live.checkpoint, reached).await?;
+    swap.execute(&format!(
         "DELETE FROM projection_checkpoints WHERE name = '{}'",
-        NEXT_TRIGGERS.checkpoint
+        next.checkpoint
     ))
     .await?;
     swap.execute(&format!("DROP TABLE {retired}")).await?;
@@ -68,7 +84,7 @@ pub async fn rebuild_triggers(store: &Store) -> Result<RebuildReport, StoreError
 
     let seconds = started.elapsed().as_secs_f64();
     Ok(RebuildReport {
-        projection: projections::triggers::NAME,
+        projection,
         position: reached,
         events_per_second: if seconds > 0.0 {
             reached as f64 / seconds

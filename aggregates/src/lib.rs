@@ -25,5 +25,7 @@ pub use command::{NewTrigger, TriggerAction, TriggerCommand};
 pub use error::TriggerError;
 pub use event::TriggerEvent;
 pub use record::{TriggerRecord, TriggerStatus};
-pub use run::{Run, RunCause, RunCommand, RunError, RunEvent, RunStatus};
+pub use run::{
+    run_id, Firing, Run, RunCause, RunCommand, RunError, RunEvent, RunRecord, RunStatus,
+};
 pub use trigger::Trigger;

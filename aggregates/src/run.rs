@@ -73,6 +73,60 @@ pub struct RunRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl RunRecord {
+    /// The run after `event`; `None` for events before the run was requested (a well-formed
+    /// stream has none). The aggregate and the runs read model both fold with this.
+    pub fn evolve(record: Option<RunRecord>, event: &RunEvent) -> Option<RunRecord> {
+        if let RunEvent::RunRequested {
+            run_id,
+            firing,
+            stamp,
+        } = event
+        {
+            return Some(RunRecord {
+                run_id: *run_id,
+                firing: firing.clone(),
+                status: RunStatus::Requested,
+                attempts: 0,
+                last_error: None,
+                next_attempt_at: Some(stamp.at),
+                requested_at: stamp.at,
+                updated_at: stamp.at,
+            });
+        }
+        let mut record = record?;
+        match event {
+            RunEvent::RunRequested { .. } => unreachable!("handled above"),
+            RunEvent::AttemptStarted { attempt, .. } => {
+                record.status = RunStatus::Running;
+                record.attempts = *attempt;
+                record.next_attempt_at = None;
+            }
+            RunEvent::RunSucceeded { .. } => {
+                record.status = RunStatus::Succeeded;
+                record.last_error = None;
+            }
+            RunEvent::AttemptFailed {
+                error, retry_at, ..
+            } => {
+                record.status = RunStatus::Failed;
+                record.last_error = Some(error.clone());
+                record.next_attempt_at = Some(*retry_at);
+            }
+            RunEvent::RunDeadLettered { error, .. } => {
+                record.status = RunStatus::DeadLettered;
+                record.last_error = Some(error.clone());
+            }
+            RunEvent::RetryRequested { stamp } => {
+                record.status = RunStatus::Requested;
+                record.next_attempt_at = Some(stamp.at);
+            }
+        }
+        record.updated_at = event.stamp().at;
+        Some(record)
+    }
+}
+
 /// What the trigger fired with: everything the executor hands to the project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Firing {
@@ -273,56 +327,6 @@ impl Run {
         };
         Ok(vec![event])
     }
-
-    fn evolve(record: Option<RunRecord>, event: &RunEvent) -> Option<RunRecord> {
-        if let RunEvent::RunRequested {
-            run_id,
-            firing,
-            stamp,
-        } = event
-        {
-            return Some(RunRecord {
-                run_id: *run_id,
-                firing: firing.clone(),
-                status: RunStatus::Requested,
-                attempts: 0,
-                last_error: None,
-                next_attempt_at: Some(stamp.at),
-                requested_at: stamp.at,
-                updated_at: stamp.at,
-            });
-        }
-        let mut record = record?;
-        match event {
-            RunEvent::RunRequested { .. } => unreachable!("handled above"),
-            RunEvent::AttemptStarted { attempt, .. } => {
-                record.status = RunStatus::Running;
-                record.attempts = *attempt;
-                record.next_attempt_at = None;
-            }
-            RunEvent::RunSucceeded { .. } => {
-                record.status = RunStatus::Succeeded;
-                record.last_error = None;
-            }
-            RunEvent::AttemptFailed {
-                error, retry_at, ..
-            } => {
-                record.status = RunStatus::Failed;
-                record.last_error = Some(error.clone());
-                record.next_attempt_at = Some(*retry_at);
-            }
-            RunEvent::RunDeadLettered { error, .. } => {
-                record.status = RunStatus::DeadLettered;
-                record.last_error = Some(error.clone());
-            }
-            RunEvent::RetryRequested { stamp } => {
-                record.status = RunStatus::Requested;
-                record.next_attempt_at = Some(stamp.at);
-            }
-        }
-        record.updated_at = event.stamp().at;
-        Some(record)
-    }
 }
 
 impl Aggregate for Run {
@@ -346,6 +350,6 @@ impl Aggregate for Run {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        self.record = Self::evolve(self.record.take(), &event);
+        self.record = RunRecord::evolve(self.record.take(), &event);
     }
 }

@@ -29,25 +29,13 @@ impl TriggerView {
     }
 }
 
-/// Folds a batch of events (in log order) over the rows they touch, returning only the rows that
-/// changed. Storage loads `current` for the batch's triggers, then writes the result back.
+/// Folds a batch of trigger events (in log order) over the rows they touch; see
+/// [`crate::fold_batch`].
 pub fn fold_batch<'a>(
-    mut current: HashMap<Uuid, TriggerView>,
+    current: HashMap<Uuid, TriggerView>,
     events: impl IntoIterator<Item = (Uuid, &'a TriggerEvent, i64)>,
 ) -> Vec<TriggerView> {
-    let mut changed = Vec::new();
-    for (trigger, event, position) in events {
-        if let Some(view) = TriggerView::fold(current.remove(&trigger), event, position) {
-            if !changed.contains(&trigger) {
-                changed.push(trigger);
-            }
-            current.insert(trigger, view);
-        }
-    }
-    changed
-        .into_iter()
-        .filter_map(|trigger| current.remove(&trigger))
-        .collect()
+    crate::fold_batch(current, events, TriggerView::fold)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::print_line;
 use crate::config::ProjectionsCommand;
-use crate::rebuild::rebuild_triggers;
+use crate::rebuild::{rebuild_runs, rebuild_triggers};
 use crate::store::Store;
 
 pub async fn run(
@@ -35,8 +35,13 @@ pub async fn run(
             if let Some(name) = name.as_deref().filter(|name| !known.contains(name)) {
                 bail!("unknown projection `{name}` (known: {})", known.join(", "));
             }
-            let report = rebuild_triggers(store).await?;
-            print_line(out, &report)?;
+            let all = name.is_none();
+            if all || name.as_deref() == Some(projections::triggers::NAME) {
+                print_line(out, &rebuild_triggers(store).await?)?;
+            }
+            if all || name.as_deref() == Some(projections::runs::NAME) {
+                print_line(out, &rebuild_runs(store).await?)?;
+            }
         }
     }
     Ok(())

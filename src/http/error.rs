@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 
 use crate::commands::CommandError;
 use crate::identity::IdentityError;
+use crate::runs::RunCommandError;
 use crate::store::StoreError;
-use aggregates::TriggerError;
+use aggregates::{RunError, TriggerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,9 +22,16 @@ pub enum ApiError {
     /// `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401 for a webhook delivery whose signature does not verify (no bearer challenge: the
+    /// sender proves itself by signing, not with a token).
+    #[error("{0}")]
+    BadSignature(String),
     /// 404: no such resource, or one that belongs to another organisation (indistinguishable).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 410: the resource existed and was deleted; a sender should stop calling.
+    #[error("{0} was deleted")]
+    Gone(&'static str),
     /// 409: the change conflicts with the resource's current state or with a concurrent change.
     #[error("{0}")]
     Conflict(String),
@@ -65,8 +73,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -82,7 +91,9 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             Self::Unauthorized(_) => "/problems/unauthorized",
+            Self::BadSignature(_) => "/problems/bad-signature",
             Self::NotFound(_) => "/problems/not-found",
+            Self::Gone(_) => "/problems/gone",
             Self::Conflict(_) => "/problems/conflict",
             Self::PayloadTooLarge(_) => "/problems/payload-too-large",
             Self::UnsupportedMediaType(_) => "/problems/unsupported-media-type",
@@ -210,6 +221,17 @@ pub mod responses {
     #[response(content_type = "application/problem+json")]
     pub struct NotFound(pub Problem);
 
+    /// The webhook delivery's signature does not verify with the trigger's signing secret(s), or
+    /// its timestamp is outside the provider's tolerance. Nothing was recorded.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct BadSignature(pub Problem);
+
+    /// The trigger was deleted: the sender should stop delivering to this URL.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct Gone(pub Problem);
+
     /// The change conflicts with the resource's state or with a concurrent change; retrying may
     /// succeed.
     #[derive(ToResponse)]
@@ -279,6 +301,17 @@ impl From<CommandError> for ApiError {
             ) => Self::invalid("command", rejected.to_string()),
             CommandError::Contended => Self::Conflict(CommandError::Contended.to_string()),
             CommandError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<RunCommandError> for ApiError {
+    fn from(error: RunCommandError) -> Self {
+        match error {
+            RunCommandError::Rejected(RunError::NotFound) => Self::NotFound("run"),
+            RunCommandError::Rejected(refused) => Self::Conflict(refused.to_string()),
+            RunCommandError::Contended => Self::Conflict(RunCommandError::Contended.to_string()),
+            RunCommandError::Store(store) => store.into(),
         }
     }
 }

@@ -20,7 +20,6 @@ use utoipa_axum::routes;
 use super::error::responses::Unavailable;
 use super::error::ApiError;
 use super::AppState;
-use crate::store::views::LIVE_TRIGGERS;
 use crate::store::{Store, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,8 +114,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
         return Err(ApiError::Unavailable {
             check: "projection_lag",
             detail: format!(
-                "the `{}` read model is {lag} events behind the log (at most {} allowed)",
-                LIVE_TRIGGERS.checkpoint, state.ready_max_lag
+                "the read models are {lag} events behind the log (at most {} allowed)",
+                state.ready_max_lag
             ),
         });
     }
@@ -141,15 +140,17 @@ impl Progress {
     }
 }
 
-/// The trigger read model's progress. The checkpoint is read before the head, so an event
+/// The slowest live read model's progress. The checkpoint is read before the head, so an event
 /// appended and folded between the two reads can only make the lag look larger, never negative.
 pub(crate) async fn projection_progress(store: &Store) -> Result<Progress, StoreError> {
     let checkpoint = store
         .checkpoints()
         .await?
         .into_iter()
-        .find(|checkpoint| checkpoint.name == LIVE_TRIGGERS.checkpoint)
-        .map_or(0, |checkpoint| checkpoint.position);
+        .filter(|checkpoint| projections::NAMES.contains(&checkpoint.name.as_str()))
+        .map(|checkpoint| checkpoint.position)
+        .min()
+        .unwrap_or(0);
     let head = store.head().await?;
     Ok(Progress { head, checkpoint })
 }

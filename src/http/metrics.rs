@@ -32,9 +32,7 @@ use utoipa_axum::routes;
 
 use super::error::responses::InternalError;
 use super::error::ApiError;
-use super::health::projection_progress;
 use super::AppState;
-use crate::store::views::LIVE_TRIGGERS;
 
 const PREFIX: &str = "trigger_engine";
 
@@ -69,6 +67,12 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WebhookLabels {
+    provider: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ProjectionLabels {
     projection: &'static str,
 }
@@ -80,6 +84,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    webhooks: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -99,15 +104,33 @@ impl Default for Metrics {
             Unit::Seconds,
             latency.clone(),
         );
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by provider and outcome: fired, duplicate, ignored (not the \
+             trigger's event), rejected (bad signature or stale timestamp; nothing recorded)",
+            webhooks.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
             latency,
+            webhooks,
         }
     }
 }
 
 impl Metrics {
+    /// Counts one webhook delivery's outcome (`fired`, `duplicate`, `ignored`, `rejected`).
+    pub fn webhook(&self, provider: &str, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                provider: provider.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
     fn observe(&self, method: &'static str, route: String, status: StatusCode, seconds: f64) {
         self.latency
             .get_or_create(&RouteLabels {
@@ -180,17 +203,17 @@ async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
     // that does not answer leaves them out rather than repeating an old value.
     let mut now = Registry::with_prefix(PREFIX);
     let store_up = Gauge::<i64>::default();
-    match projection_progress(&state.store).await {
-        Ok(progress) => {
+    match projection_progresses(&state.store).await {
+        Ok((head, checkpoints)) => {
             store_up.set(1);
-            let labels = ProjectionLabels {
-                projection: LIVE_TRIGGERS.checkpoint,
-            };
             let lag = Family::<ProjectionLabels, Gauge>::default();
-            lag.get_or_create(&labels)
-                .set(i64::try_from(progress.lag()).unwrap_or(i64::MAX));
             let checkpoint = Family::<ProjectionLabels, Gauge>::default();
-            checkpoint.get_or_create(&labels).set(progress.checkpoint);
+            for (projection, position) in checkpoints {
+                let labels = ProjectionLabels { projection };
+                lag.get_or_create(&labels)
+                    .set(head.saturating_sub(position).max(0));
+                checkpoint.get_or_create(&labels).set(position);
+            }
             now.register(
                 "projection_lag",
                 "Events in the log that the read model has not folded yet",
@@ -202,7 +225,7 @@ async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
                 checkpoint,
             );
         }
-        Err(error) => tracing::warn!(%error, "metrics: cannot read the projection's progress"),
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the projections' progress"),
     }
     now.register(
         "store_up",
@@ -215,4 +238,23 @@ async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
         .and_then(|()| encode_eof(&mut body))
         .map_err(|_| ApiError::Internal("encoding metrics".into()))?;
     Ok(([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response())
+}
+
+/// The log head and each live read model's checkpoint. Checkpoints are read before the head, so
+/// a lag can only look larger than it is, never negative.
+async fn projection_progresses(
+    store: &crate::store::Store,
+) -> Result<(i64, Vec<(&'static str, i64)>), crate::store::StoreError> {
+    let checkpoints = store.checkpoints().await?;
+    let head = store.head().await?;
+    let live = projections::NAMES
+        .iter()
+        .filter_map(|name| {
+            let found = checkpoints
+                .iter()
+                .find(|checkpoint| checkpoint.name == *name)?;
+            Some((*name, found.position))
+        })
+        .collect();
+    Ok((head, live))
 }

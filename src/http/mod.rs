@@ -7,6 +7,8 @@
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
 //! - [`providers`]: the native trigger catalogue.
+//! - [`runs`]: a trigger's runs, retrying one, and its test samples.
+//! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
 //! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
@@ -22,8 +24,10 @@ pub mod openapi;
 pub mod providers;
 pub mod rate_limit;
 pub mod request_id;
+pub mod runs;
 pub mod token;
 pub mod triggers;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -35,7 +39,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::commands::Commands;
 use crate::identity::Identity;
+use crate::identity::Secret;
 use crate::projector::ProjectionHandle;
+use crate::runs::Runs;
 use crate::store::Store;
 
 /// Largest request body accepted: 1 MiB, the limit the API promises; larger bodies get 413.
@@ -46,6 +52,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Arc<Store>,
     pub commands: Commands,
+    pub runs: Runs,
     pub projections: ProjectionHandle,
     pub identity: Identity,
     /// Set once the read model has caught up with the log found at start-up.
@@ -54,6 +61,14 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// `/readyz` fails beyond this projection lag, in events (`ServeConfig::ready_max_lag`).
     pub ready_max_lag: u64,
+    pub webhook_apps: WebhookApps,
+}
+
+/// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).
+#[derive(Clone, Default)]
+pub struct WebhookApps {
+    pub slack: Option<Secret>,
+    pub github: Option<Secret>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -64,6 +79,8 @@ pub fn router(state: AppState) -> Router {
         .merge(token::router())
         .merge(triggers::router())
         .merge(providers::router())
+        .merge(webhooks::router())
+        .merge(runs::router())
         .merge(metrics::router())
         .split_for_parts();
     routes

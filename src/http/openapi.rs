@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotFound, OAuthError, PayloadTooLarge, TooManyRequests,
-    Unauthorized, Unavailable, UnsupportedMediaType,
+    BadSignature, Conflict, Gone, InternalError, InvalidField, NotFound, OAuthError,
+    PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
@@ -37,10 +37,11 @@ pub const DOCS_PATH: &str = "/docs";
 /// "Successful Response" descriptions) appears to use: clients generated from either agree.
 pub const OAUTH2_PASSWORD: &str = "OAuth2PasswordBearer";
 
-/// Tags: the seed API's one section, and the two endpoints it does not describe.
+/// Tags: the seed API's one section, the endpoints it does not describe, and the run extensions.
 pub const TRIGGERS: &str = "Triggers";
 pub const AUTH: &str = "Authentication";
 pub const OPERATIONS: &str = "Operations";
+pub const RUNS: &str = "Runs";
 
 /// What the document holds besides the operations, which the routers add.
 #[derive(OpenApi)]
@@ -60,7 +61,9 @@ pub const OPERATIONS: &str = "Operations";
         schemas(Problem),
         responses(
             Unauthorized,
+            BadSignature,
             NotFound,
+            Gone,
             Conflict,
             PayloadTooLarge,
             UnsupportedMediaType,
@@ -75,6 +78,8 @@ pub const OPERATIONS: &str = "Operations";
         (name = TRIGGERS, description = "Triggers and the native trigger catalogue."),
         (name = AUTH, description = "Access tokens for the trigger endpoints."),
         (name = OPERATIONS, description = "For load balancers, orchestrators and monitoring."),
+        (name = RUNS, description = "Each firing of a trigger and its delivery to the executor \
+            (extensions beyond the seed API)."),
     )
 )]
 pub struct ApiDoc;

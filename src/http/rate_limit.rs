@@ -1,5 +1,6 @@
-//! Rate limits: `POST /token` per (client address, username), to slow password guessing, and the
-//! authenticated API per organisation, so one tenant cannot starve the others.
+//! Rate limits: `POST /token` per (client address, username), to slow password guessing, the
+//! authenticated API per organisation, so one tenant cannot starve the others, and webhook
+//! deliveries per trigger, so one runaway sender cannot flood the store.
 //!
 //! Both are keyed GCRA limiters (`governor`): a key may spend its burst back to back, then one
 //! request per period. A refused request is answered 429 with `Retry-After` before it does any work,
@@ -34,6 +35,7 @@ const MAX_USERNAME: usize = 254;
 pub struct RateLimits {
     token: Arc<DefaultKeyedRateLimiter<(IpAddr, String)>>,
     api: Arc<DefaultKeyedRateLimiter<Uuid>>,
+    webhook: Arc<DefaultKeyedRateLimiter<Uuid>>,
     clock: DefaultClock,
 }
 
@@ -45,6 +47,9 @@ impl RateLimits {
             )),
             api: Arc::new(DefaultKeyedRateLimiter::keyed(
                 Quota::per_second(config.api_rate_per_second).allow_burst(config.api_burst),
+            )),
+            webhook: Arc::new(DefaultKeyedRateLimiter::keyed(
+                Quota::per_second(config.webhook_rate_per_second).allow_burst(config.webhook_burst),
             )),
             clock: DefaultClock::default(),
         }
@@ -68,6 +73,13 @@ impl RateLimits {
             .map_err(|refused| refusal(refused.wait_time_from(self.clock.now())))
     }
 
+    /// Counts a webhook delivery to trigger `project_trigger_id`.
+    pub fn check_webhook(&self, project_trigger_id: Uuid) -> Result<(), ApiError> {
+        self.webhook
+            .check_key(&project_trigger_id)
+            .map_err(|refused| refusal(refused.wait_time_from(self.clock.now())))
+    }
+
     /// Forgets idle keys every [`FORGET_IDLE_EVERY`] until `stop` is cancelled. Keyed limiters
     /// otherwise keep one entry per key ever seen, and a client chooses the usernames it sends.
     pub fn spawn_forgetting(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
@@ -84,6 +96,8 @@ impl RateLimits {
                 limits.token.shrink_to_fit();
                 limits.api.retain_recent();
                 limits.api.shrink_to_fit();
+                limits.webhook.retain_recent();
+                limits.webhook.shrink_to_fit();
             }
         })
     }
@@ -171,6 +185,7 @@ mod tests {
             api_rate_per_second: per(100),
             api_burst: per(200),
             ready_max_lag: 1000,
+            ..ServeConfig::from_env()
         }
     }
 }

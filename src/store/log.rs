@@ -42,6 +42,12 @@ impl LoggedEvent {
         decode::<Run>(&self.event_type, &self.event_version, self.payload.clone()).map(Some)
     }
 
+    /// The stream's id: every stream we write is named by a UUID.
+    pub fn stream_uuid(&self) -> Result<uuid::Uuid, StoreError> {
+        uuid::Uuid::parse_str(&self.aggregate_id)
+            .map_err(|error| StoreError::Corrupt(format!("stream id: {error}")))
+    }
+
     /// A metadata field such as `actor` or `request_id`.
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.metadata.get(key).and_then(Value::as_str)

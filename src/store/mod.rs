@@ -5,15 +5,17 @@
 //! pool is configured. The per-stream append and load go through postgres-es and sqlite-es.
 //!
 //! # Layout
-//! - [`streams`]: load a trigger (snapshot plus newer events) and append to its stream.
+//! - [`streams`]: load an aggregate (snapshot plus newer events) and append to its stream.
 //! - `appender`: group commit, so concurrent appends share one statement and one commit.
 //! - [`log`]: the global log in position order, and one stream's history.
-//! - [`views`]: the trigger read model, its checkpoint, and the blue/green rebuild swap.
+//! - [`views`]: projecting into read models with their checkpoints; the trigger read model.
+//! - [`run_views`]: the run read model: a trigger's runs, and the executors' queue of due runs.
 //! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
 
 mod appender;
 pub mod identity;
 pub mod log;
+pub mod run_views;
 pub mod streams;
 pub mod views;
 

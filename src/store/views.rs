@@ -1,5 +1,6 @@
-//! The trigger read model in the database: projecting batches of the log into it (with the
-//! checkpoint, in one transaction), reading it, and swapping in a rebuilt copy.
+//! Read models in the database: projecting batches of the log into them (each with its checkpoint,
+//! in one transaction), reading the trigger model, and swapping in a rebuilt copy. The run model's
+//! tables are in [`super::run_views`].
 
 use std::collections::HashMap;
 
@@ -11,24 +12,59 @@ use uuid::Uuid;
 use super::log::LoggedEvent;
 use super::{Store, StoreError};
 
-/// Where a projection writes: its table and its checkpoint row.
+/// Which read model a table holds: it decides which events are folded and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    Triggers,
+    Runs,
+}
+
+/// Where a projection writes: its model, its table and its checkpoint row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewTarget {
+    pub model: Model,
     pub table: &'static str,
     pub checkpoint: &'static str,
 }
 
-/// The table the API reads, kept current by the running projector.
+/// The trigger table the API reads, kept current by the running projector.
 pub const LIVE_TRIGGERS: ViewTarget = ViewTarget {
+    model: Model::Triggers,
     table: "trigger_view",
     checkpoint: projections::triggers::NAME,
 };
 
-/// The fresh table a rebuild fills before it is swapped in.
+/// The fresh trigger table a rebuild fills before it is swapped in.
 pub const NEXT_TRIGGERS: ViewTarget = ViewTarget {
+    model: Model::Triggers,
     table: "trigger_view_next",
     checkpoint: "triggers@rebuild",
 };
+
+/// The run table the API and the executors read.
+pub const LIVE_RUNS: ViewTarget = ViewTarget {
+    model: Model::Runs,
+    table: "run_view",
+    checkpoint: projections::runs::NAME,
+};
+
+/// The fresh run table a rebuild fills.
+pub const NEXT_RUNS: ViewTarget = ViewTarget {
+    model: Model::Runs,
+    table: "run_view_next",
+    checkpoint: "runs@rebuild",
+};
+
+impl ViewTarget {
+    /// The live table and the rebuild table of the read model an operator names.
+    pub fn by_name(name: &str) -> Option<(ViewTarget, ViewTarget)> {
+        match name {
+            projections::triggers::NAME => Some((LIVE_TRIGGERS, NEXT_TRIGGERS)),
+            projections::runs::NAME => Some((LIVE_RUNS, NEXT_RUNS)),
+            _ => None,
+        }
+    }
+}
 
 /// A projection's progress through the log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -58,9 +94,30 @@ macro_rules! on_tx {
         }
     };
 }
+pub(super) use on_tx;
 
-/// Rows per multi-row upsert: 6 parameters each stays far below both backends' parameter limits.
-const UPSERT_CHUNK: usize = 500;
+/// `($1, $2), ($3, $4)`: the VALUES rows of a multi-row insert, `width` parameters a row.
+pub(super) fn values_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let params = (1..=width)
+                .map(|column| format!("${}", row * width + column))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({params})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$1, $2, ...`: the list of an `IN (...)` with `count` parameters.
+pub(super) fn in_list(count: usize) -> String {
+    values_rows(count, 1).replace(['(', ')'], "")
+}
+
+/// Rows per multi-row upsert: 8 parameters each or fewer stays far below both backends'
+/// parameter limits.
+pub(super) const UPSERT_CHUNK: usize = 500;
 
 impl Store {
     /// Opens a transaction that will write. On SQLite it takes the write lock up front
@@ -133,6 +190,30 @@ impl Store {
                 .await
         })?;
         rows.into_iter().map(view_from_row).collect()
+    }
+
+    /// The enabled triggers of a provider, in every organisation: where an app's webhook (one URL
+    /// for all of Slack or GitHub) is routed.
+    pub async fn enabled_trigger_views_of(
+        &self,
+        provider_id: &str,
+    ) -> Result<Vec<TriggerView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} WHERE provider_id = $1 AND NOT deleted
+              ORDER BY project_trigger_id",
+            LIVE_TRIGGERS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(provider_id).fetch_all(pool).await
+        })?;
+        let views = rows
+            .into_iter()
+            .map(view_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(views
+            .into_iter()
+            .filter(|view| view.record.status == aggregates::TriggerStatus::Enabled)
+            .collect())
     }
 
     /// Every row of a view table, for comparing a rebuilt model with the incremental one.
@@ -211,30 +292,43 @@ impl Tx {
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(checkpoint);
         };
+        match target.model {
+            Model::Triggers => self.fold_triggers(target.table, &events).await?,
+            Model::Runs => self.fold_runs(target.table, &events).await?,
+        }
+        self.set_checkpoint(target.checkpoint, last).await?;
+        Ok(last)
+    }
+
+    async fn fold_triggers(
+        &mut self,
+        table: &str,
+        events: &[LoggedEvent],
+    ) -> Result<(), StoreError> {
         let mut decoded = Vec::with_capacity(events.len());
-        for event in &events {
+        for event in events {
             if let Some(trigger_event) = event.trigger_event()? {
-                let id = Uuid::parse_str(&event.aggregate_id)
-                    .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-                decoded.push((id, trigger_event, event.position));
+                decoded.push((event.stream_uuid()?, trigger_event, event.position));
             }
         }
         let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let current = self.load_views(target.table, &ids).await?;
+        let current = self.load_views(table, &ids).await?;
         let changed = fold_batch(
             current,
             decoded
                 .iter()
                 .map(|(id, event, position)| (*id, event, *position)),
         );
-        self.upsert_views(target.table, &changed).await?;
-        self.set_checkpoint(target.checkpoint, last).await?;
-        Ok(last)
+        self.upsert_views(table, &changed).await
     }
 
-    async fn read_log(&mut self, after: i64, limit: i64) -> Result<Vec<LoggedEvent>, StoreError> {
+    pub(super) async fn read_log(
+        &mut self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
         let events = on_tx!(self, |conn| {
             sqlx::query_as(&super::log::read_log_sql())
                 .bind(after)
@@ -252,12 +346,9 @@ impl Tx {
     ) -> Result<HashMap<Uuid, TriggerView>, StoreError> {
         let mut views = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(UPSERT_CHUNK) {
-            let placeholders = (1..=chunk.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
             let sql = format!(
-                "SELECT record, last_position FROM {table} WHERE project_trigger_id IN ({placeholders})"
+                "SELECT record, last_position FROM {table} WHERE project_trigger_id IN ({})",
+                in_list(chunk.len())
             );
             let rows: Vec<(serde_json::Value, i64)> = on_tx!(self, |conn| {
                 let mut query = sqlx::query_as(&sql);
@@ -276,26 +367,14 @@ impl Tx {
 
     async fn upsert_views(&mut self, table: &str, views: &[TriggerView]) -> Result<(), StoreError> {
         for chunk in views.chunks(UPSERT_CHUNK) {
-            let rows = (0..chunk.len())
-                .map(|row| {
-                    let n = row * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let rows = values_rows(chunk.len(), 7);
             let sql = format!(
-                "INSERT INTO {table} (project_trigger_id, org_id, project_id, deleted, last_position, record)
+                "INSERT INTO {table} (project_trigger_id, org_id, project_id, provider_id, deleted,
+                                      last_position, record)
                  VALUES {rows}
                  ON CONFLICT (project_trigger_id) DO UPDATE
                     SET org_id = excluded.org_id, project_id = excluded.project_id,
+                        provider_id = excluded.provider_id,
                         deleted = excluded.deleted, last_position = excluded.last_position,
                         record = excluded.record"
             );
@@ -310,6 +389,7 @@ impl Tx {
                         .bind(view.record.project_trigger_id.to_string())
                         .bind(view.record.org_id.to_string())
                         .bind(&view.record.project_id)
+                        .bind(&view.record.provider_id)
                         .bind(view.record.is_deleted())
                         .bind(view.last_position)
                         .bind(record);
@@ -320,9 +400,17 @@ impl Tx {
         Ok(())
     }
 
-    /// Creates an empty table shaped like the live trigger view. Index names carry a random
-    /// suffix because a swapped-in table keeps the names it was built with.
-    pub async fn create_view_table(&mut self, table: &str) -> Result<(), StoreError> {
+    /// Creates an empty table shaped like `target`'s live table, for a rebuild to fill.
+    pub async fn create_view_table(&mut self, target: ViewTarget) -> Result<(), StoreError> {
+        match target.model {
+            Model::Triggers => self.create_trigger_table(target.table).await,
+            Model::Runs => self.create_run_table(target.table).await,
+        }
+    }
+
+    /// Index names carry a random suffix because a swapped-in table keeps the names it was built
+    /// with.
+    async fn create_trigger_table(&mut self, table: &str) -> Result<(), StoreError> {
         let suffix = Uuid::new_v4().simple().to_string();
         // STRICT SQLite tables accept only its own five type names.
         let (json, boolean, bigint, strict) = match self {
@@ -337,12 +425,14 @@ impl Tx {
                     org_id             text     NOT NULL,
                     project_id         text     NOT NULL,
                     deleted            {boolean} NOT NULL,
+                    provider_id        text     NOT NULL DEFAULT '',
                     last_position      {bigint} NOT NULL,
                     record             {json}   NOT NULL){strict}"
             ),
             format!(
                 "CREATE INDEX trigger_view_org_project_{suffix} ON {table} (org_id, project_id)"
             ),
+            format!("CREATE INDEX trigger_view_provider_{suffix} ON {table} (provider_id)"),
         ];
         for statement in statements {
             on_tx!(self, |conn| sqlx::query(&statement)

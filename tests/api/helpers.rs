@@ -15,6 +15,7 @@ use trigger_engine::commands::Commands;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 use trigger_engine::identity::Identity;
 use trigger_engine::projector::ProjectionHandle;
+use trigger_engine::runs::Runs;
 use trigger_engine::store::Store;
 use uuid::Uuid;
 
@@ -157,6 +158,7 @@ pub struct TestApp {
     pub address: String,
     pub store: Arc<Store>,
     pub commands: Commands,
+    pub runs: Runs,
     pub projections: ProjectionHandle,
     pub identity: Identity,
     pub http: reqwest::Client,
@@ -183,15 +185,19 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         api_rate_per_second: generous,
         api_burst: generous,
         ready_max_lag: 1_000,
+        webhook_rate_per_second: generous,
+        webhook_burst: generous,
+        ..ServeConfig::from_env()
     };
     configure(&mut serve);
     let app = App::build(&db.store_config(), &serve)
         .await
         .expect("building the engine");
     let address = format!("http://{}", app.local_addr());
-    let (store, commands, projections, identity) = (
+    let (store, commands, runs, projections, identity) = (
         app.store.clone(),
         app.commands.clone(),
+        app.runs.clone(),
         app.projections.clone(),
         app.identity.clone(),
     );
@@ -203,6 +209,7 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         address,
         store,
         commands,
+        runs,
         projections,
         identity,
         http: reqwest::Client::new(),
@@ -276,6 +283,42 @@ impl TestApp {
         self.http
             .request(method, format!("{}{path}", self.address))
             .bearer_auth(&session.token)
+    }
+
+    /// Creates and enables a trigger of `provider_id/trigger_id` in `org_id`; returns its id.
+    pub async fn enabled_trigger(
+        &self,
+        org_id: Uuid,
+        provider_id: &str,
+        trigger_id: &str,
+        trigger_config: serde_json::Value,
+    ) -> Uuid {
+        let id = Uuid::new_v4();
+        let create = TriggerAction::CreateTrigger(NewTrigger {
+            project_trigger_id: id,
+            org_id,
+            project_id: "project-1".into(),
+            connection_id: None,
+            provider_id: provider_id.into(),
+            trigger_id: trigger_id.into(),
+            trigger_config: Some(trigger_config),
+        });
+        self.run(id, create).await;
+        self.run(id, TriggerAction::EnableTrigger).await;
+        id
+    }
+
+    /// Waits until every read model shows everything in the log now, then lists the trigger's
+    /// runs, newest first.
+    pub async fn runs_of(&self, trigger: Uuid) -> Vec<projections::runs::RunView> {
+        let head = self.store.head().await.unwrap();
+        assert!(
+            self.projections
+                .wait_for(head, std::time::Duration::from_secs(10))
+                .await,
+            "read models reach the log head"
+        );
+        self.store.trigger_runs(trigger, None, 1_000).await.unwrap()
     }
 
     /// Creates a trigger in `org` and returns its id.

@@ -13,3 +13,4 @@ mod operations;
 mod ordering;
 mod projections;
 mod streams;
+mod webhooks;

@@ -1,0 +1,288 @@
+//! `POST /v1/webhooks/{webhook_id}`: providers' deliveries, to one trigger's URL (a
+//! project_trigger_id) or to an app's URL (`slack`, `github`).
+//!
+//! Every delivery is read raw (the signature covers the exact bytes), verified, judged against the
+//! trigger (its event type, action, repository, channel...), and, when it fires, recorded as a run
+//! whose id derives from the delivery key, so a repeated delivery fires once. The answer goes back
+//! as soon as the run is committed: executing it is the executors' business, later.
+
+use aggregates::event::Stamp;
+use aggregates::{Actor, Firing, RunCause, TriggerRecord, TriggerStatus};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::responses::{
+    BadSignature, Gone, InternalError, InvalidField, NotFound, PayloadTooLarge, TooManyRequests,
+};
+use super::error::ApiError;
+use super::extract::ApiPath;
+use super::request_id::RequestId;
+use super::AppState;
+use crate::catalogue::{Catalogue, TriggerKind};
+use crate::runs::Fired;
+use crate::webhooks::inbound::{self, idempotency_key, Refusal, Target, Verdict};
+use crate::webhooks::signatures;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
+}
+
+/// Webhook Handler
+///
+/// Handle webhook requests for all incoming webhook events. `webhook_id` is a project trigger
+/// UUID (the trigger's own URL, verified with its `signing_secret` as its provider signs: Stripe,
+/// GitHub, Typeform, Slack, or Standard Webhooks for `webhook/on_request`) or an app provider
+/// (`slack`, `github`: verified with the app's secret from the engine's configuration, and routed
+/// to every enabled trigger of that provider whose config matches). A delivery the provider
+/// repeats (same event id, delivery id, response token, `webhook-id`, or `Idempotency-Key`) fires
+/// once. A delivery of another event than the trigger's, and GitHub's `ping`, are acknowledged
+/// without firing. The answer comes as soon as the run is recorded; the executor runs it later.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{webhook_id}",
+    operation_id = "handle_webhook",
+    tag = super::openapi::TRIGGERS,
+    params(("webhook_id" = String, Path,
+        description = "Webhook identifier - either an app webhook provider (e.g., 'slack', \
+            'github') or a project trigger UUID", example = "slack")),
+    request_body(content = Object, description = "The provider's delivery, exactly as it signed it.",
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "Slack's `url_verification`: the challenge echoed back.",
+            body = Object, example = json!({"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})),
+        (status = 204, description = "Received: fired once, or acknowledged without firing."),
+        (status = 401, response = BadSignature),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
+#[tracing::instrument(skip_all, fields(webhook_id = %webhook_id))]
+async fn receive(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ApiPath(webhook_id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(super::BODY_LIMIT),
+        _ => ApiError::invalid("body", rejection.body_text()),
+    })?;
+    let delivery = Delivery {
+        state: &state,
+        request_id: &request_id,
+        headers: &headers,
+        body: &body,
+        now: Utc::now(),
+    };
+    match webhook_id.as_str() {
+        "slack" => delivery.to_slack_app().await,
+        "github" => delivery.to_github_app().await,
+        id => {
+            let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound("webhook"))?;
+            delivery.to_trigger(id).await
+        }
+    }
+}
+
+/// One inbound request, while it is handled.
+struct Delivery<'a> {
+    state: &'a AppState,
+    request_id: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    now: DateTime<Utc>,
+}
+
+impl Delivery<'_> {
+    async fn to_trigger(&self, id: Uuid) -> Result<Response, ApiError> {
+        let view = self
+            .state
+            .store
+            .trigger_view(id)
+            .await?
+            .ok_or(ApiError::NotFound("trigger"))?;
+        let record = view.record;
+        // Deleted is final (410 tells a provider to stop); disabled may come back, so the
+        // provider should keep its delivery and retry (404).
+        if record.is_deleted() {
+            return Err(ApiError::Gone("trigger"));
+        }
+        if record.status != TriggerStatus::Enabled {
+            return Err(ApiError::NotFound("enabled trigger"));
+        }
+        self.state.rate_limits.check_webhook(id)?;
+        let definition = Catalogue::builtin()
+            .find(&record.provider_id, &record.trigger_id)
+            .filter(|definition| definition.kind == TriggerKind::Webhook)
+            .ok_or(ApiError::NotFound("webhook trigger"))?;
+        let config = record.trigger_config.clone().unwrap_or(Value::Null);
+        let target = Target {
+            provider_id: &record.provider_id,
+            event_type: definition.event_type.as_deref(),
+            event_action: definition.event_action.as_deref(),
+            config: &config,
+        };
+        let verdict = inbound::judge(&target, self.headers, self.body, self.now)
+            .map_err(|refusal| self.refused(&record.provider_id, refusal))?;
+        self.act(&record, verdict).await
+    }
+
+    /// Slack's Events API for the app: one signature with the app's secret, then every enabled
+    /// Slack trigger whose config matches fires.
+    async fn to_slack_app(&self) -> Result<Response, ApiError> {
+        let secret = self.state.webhook_apps.slack.as_ref();
+        let secret = secret.ok_or(ApiError::NotFound("Slack app"))?;
+        signatures::verify_slack(self.headers, self.body, &[secret.expose()], self.now)
+            .map_err(|error| self.refused("slack", error.into()))?;
+        let payload = inbound::json(self.body).map_err(|refusal| self.refused("slack", refusal))?;
+        if payload.get("type").and_then(Value::as_str) == Some("url_verification") {
+            let verdict = inbound::slack(&any_target("slack"), payload)
+                .map_err(|refusal| self.refused("slack", refusal))?;
+            return self.answer(verdict);
+        }
+        self.route("slack", |target| inbound::slack(target, payload.clone()))
+            .await
+    }
+
+    /// A GitHub App's deliveries: verified with the app's secret, routed by repository.
+    async fn to_github_app(&self) -> Result<Response, ApiError> {
+        let secret = self.state.webhook_apps.github.as_ref();
+        let secret = secret.ok_or(ApiError::NotFound("GitHub app"))?;
+        signatures::verify_github(self.headers, self.body, &[secret.expose()])
+            .map_err(|error| self.refused("github", error.into()))?;
+        let payload =
+            inbound::json(self.body).map_err(|refusal| self.refused("github", refusal))?;
+        self.route("github", |target| {
+            inbound::github(target, self.headers, payload.clone())
+        })
+        .await
+    }
+
+    /// Fires every enabled trigger of `provider` that `judge` accepts; 204 even when none does
+    /// (the app's delivery was received; that nobody listens is not the sender's fault).
+    async fn route(
+        &self,
+        provider: &str,
+        judge: impl Fn(&Target<'_>) -> Result<Verdict, Refusal>,
+    ) -> Result<Response, ApiError> {
+        let catalogue = Catalogue::builtin();
+        for view in self.state.store.enabled_trigger_views_of(provider).await? {
+            let record = view.record;
+            let Some(definition) = catalogue.find(&record.provider_id, &record.trigger_id) else {
+                continue;
+            };
+            let config = record.trigger_config.clone().unwrap_or(Value::Null);
+            let target = Target {
+                provider_id: provider,
+                event_type: definition.event_type.as_deref(),
+                event_action: definition.event_action.as_deref(),
+                config: &config,
+            };
+            match judge(&target) {
+                Ok(verdict @ Verdict::Fire { .. }) => {
+                    if self
+                        .state
+                        .rate_limits
+                        .check_webhook(record.project_trigger_id)
+                        .is_ok()
+                    {
+                        self.act(&record, verdict).await?;
+                    } else {
+                        tracing::warn!(trigger = %record.project_trigger_id,
+                            "app delivery over the trigger's rate limit; not fired");
+                    }
+                }
+                Ok(_) => self.state.metrics.webhook(provider, "ignored"),
+                Err(refusal) => return Err(self.refused(provider, refusal)),
+            }
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    async fn act(&self, record: &TriggerRecord, verdict: Verdict) -> Result<Response, ApiError> {
+        let Verdict::Fire { key, payload } = verdict else {
+            if let Verdict::Ignore(reason) = &verdict {
+                tracing::debug!(reason, "delivery acknowledged without firing");
+                self.state.metrics.webhook(&record.provider_id, "ignored");
+            }
+            return self.answer(verdict);
+        };
+        // A sender with no delivery id of its own may still name one; without either, every
+        // request is its own firing.
+        let key = key
+            .or_else(|| idempotency_key(self.headers))
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        let firing = Firing {
+            project_trigger_id: record.project_trigger_id,
+            org_id: record.org_id,
+            project_id: record.project_id.clone(),
+            provider_id: record.provider_id.clone(),
+            trigger_id: record.trigger_id.clone(),
+            cause: RunCause::Delivery { key },
+            payload,
+            received_at: self.now,
+        };
+        let stamp = Stamp {
+            at: self.now,
+            by: Actor::system("webhook"),
+        };
+        let fired = self
+            .state
+            .runs
+            .fire(firing, stamp, self.request_id)
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))?;
+        let outcome = match fired {
+            Fired::New { .. } => "fired",
+            Fired::Duplicate { .. } => "duplicate",
+        };
+        tracing::info!(run_id = %fired.run_id(), outcome, "webhook received");
+        self.state.metrics.webhook(&record.provider_id, outcome);
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    fn answer(&self, verdict: Verdict) -> Result<Response, ApiError> {
+        Ok(match verdict {
+            Verdict::Challenge(challenge) => {
+                Json(json!({ "challenge": challenge })).into_response()
+            }
+            _ => StatusCode::NO_CONTENT.into_response(),
+        })
+    }
+
+    /// Counts and logs a refused delivery (never its secret or body), and says why to the sender.
+    fn refused(&self, provider: &str, refusal: Refusal) -> ApiError {
+        match refusal {
+            Refusal::Signature(error) => {
+                self.state.metrics.webhook(provider, "rejected");
+                tracing::warn!(provider, reason = %error, "webhook delivery rejected");
+                ApiError::BadSignature(format!("webhook delivery rejected: {error}"))
+            }
+            Refusal::Malformed(detail) => ApiError::invalid("body", detail),
+        }
+    }
+}
+
+/// A target that only answers Slack's URL check, which concerns the app, not a trigger.
+fn any_target(provider_id: &str) -> Target<'_> {
+    Target {
+        provider_id,
+        event_type: None,
+        event_action: None,
+        config: &Value::Null,
+    }
+}

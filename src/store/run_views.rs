@@ -1,0 +1,243 @@
+//! The run read model in the database: folding run events into it, the executors' queue of due
+//! runs, and a trigger's runs newest first.
+
+use std::collections::HashMap;
+
+use aggregates::RunStatus;
+use chrono::{DateTime, Utc};
+use projections::runs::{fold_batch, RunView};
+use uuid::Uuid;
+
+use super::log::LoggedEvent;
+use super::views::{in_list, on_tx, values_rows, Tx, LIVE_RUNS, UPSERT_CHUNK};
+use super::{Store, StoreError};
+
+/// Where a page of a trigger's runs starts: after this run, in newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunsAfter {
+    pub requested_at: DateTime<Utc>,
+    pub run_id: Uuid,
+}
+
+/// The stored name of a status, the same as its JSON name.
+pub fn status_name(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Requested => "requested",
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::DeadLettered => "dead_lettered",
+    }
+}
+
+fn run_from_row((record, last_position): (serde_json::Value, i64)) -> Result<RunView, StoreError> {
+    Ok(RunView {
+        record: serde_json::from_value(record)?,
+        last_position,
+    })
+}
+
+impl Store {
+    /// One run, whatever its trigger (callers check the organisation).
+    pub async fn run_view(&self, run_id: Uuid) -> Result<Option<RunView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} WHERE run_id = $1",
+            LIVE_RUNS.table
+        );
+        let row: Option<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(run_id.to_string())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(run_from_row).transpose()
+    }
+
+    /// Up to `limit` of a trigger's runs, newest first, starting after `after`.
+    pub async fn trigger_runs(
+        &self,
+        project_trigger_id: Uuid,
+        after: Option<RunsAfter>,
+        limit: i64,
+    ) -> Result<Vec<RunView>, StoreError> {
+        let (requested_at, run_id) = match after {
+            Some(after) => (
+                after.requested_at.timestamp_millis(),
+                after.run_id.to_string(),
+            ),
+            None => (i64::MAX, String::new()),
+        };
+        // Keyset pagination on (requested_at, run_id) descending: a page never shifts when new
+        // runs arrive, and each page is one index range.
+        let sql = format!(
+            "SELECT record, last_position FROM {}
+              WHERE project_trigger_id = $1
+                AND (requested_at < $2 OR (requested_at = $2 AND run_id < $3) OR $3 = '')
+              ORDER BY requested_at DESC, run_id DESC LIMIT $4",
+            LIVE_RUNS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(project_trigger_id.to_string())
+                .bind(requested_at)
+                .bind(&run_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    /// Up to `limit` runs an executor should look at now, the longest-waiting first: runs whose
+    /// next attempt is due, and running runs whose attempt started more than `lease` ago (its
+    /// worker is presumed lost).
+    pub async fn due_runs(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<RunView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {}
+              WHERE due_at IS NOT NULL AND due_at <= $1
+                AND (status <> 'running' OR due_at <= $2)
+              ORDER BY due_at LIMIT $3",
+            LIVE_RUNS.table
+        );
+        let now_ms = now.timestamp_millis();
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(now_ms)
+                .bind(now_ms - lease.num_milliseconds())
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+}
+
+impl Tx {
+    pub(super) async fn fold_runs(
+        &mut self,
+        table: &str,
+        events: &[LoggedEvent],
+    ) -> Result<(), StoreError> {
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(run_event) = event.run_event()? {
+                decoded.push((event.stream_uuid()?, run_event, event.position));
+            }
+        }
+        if decoded.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<Uuid> = decoded.iter().map(|(id, _, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let current = self.load_runs(table, &ids).await?;
+        let changed = fold_batch(
+            current,
+            decoded
+                .iter()
+                .map(|(id, event, position)| (*id, event, *position)),
+        );
+        self.upsert_runs(table, &changed).await
+    }
+
+    async fn load_runs(
+        &mut self,
+        table: &str,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, RunView>, StoreError> {
+        let mut views = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(UPSERT_CHUNK) {
+            let sql = format!(
+                "SELECT record, last_position FROM {table} WHERE run_id IN ({})",
+                in_list(chunk.len())
+            );
+            let rows: Vec<(serde_json::Value, i64)> = on_tx!(self, |conn| {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(id.to_string());
+                }
+                query.fetch_all(conn).await
+            })?;
+            for row in rows {
+                let view = run_from_row(row)?;
+                views.insert(view.record.run_id, view);
+            }
+        }
+        Ok(views)
+    }
+
+    async fn upsert_runs(&mut self, table: &str, views: &[RunView]) -> Result<(), StoreError> {
+        for chunk in views.chunks(UPSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO {table} (run_id, project_trigger_id, org_id, status, due_at,
+                                      requested_at, last_position, record)
+                 VALUES {}
+                 ON CONFLICT (run_id) DO UPDATE
+                    SET status = excluded.status, due_at = excluded.due_at,
+                        last_position = excluded.last_position, record = excluded.record",
+                values_rows(chunk.len(), 8)
+            );
+            let records = chunk
+                .iter()
+                .map(|view| serde_json::to_value(&view.record))
+                .collect::<Result<Vec<_>, _>>()?;
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(&sql);
+                for (view, record) in chunk.iter().zip(&records) {
+                    let run = &view.record;
+                    query = query
+                        .bind(run.run_id.to_string())
+                        .bind(run.firing.project_trigger_id.to_string())
+                        .bind(run.firing.org_id.to_string())
+                        .bind(status_name(run.status))
+                        .bind(view.due_at().map(|at| at.timestamp_millis()))
+                        .bind(run.requested_at.timestamp_millis())
+                        .bind(view.last_position)
+                        .bind(record);
+                }
+                query.execute(conn).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// An empty table shaped like `run_view`, with its indexes (named with a random suffix, as a
+    /// swapped-in table keeps the names it was built with).
+    pub(super) async fn create_run_table(&mut self, table: &str) -> Result<(), StoreError> {
+        let suffix = Uuid::new_v4().simple().to_string();
+        let (json, bigint, strict) = match self {
+            Self::Sqlite(_) => ("text", "integer", " STRICT"),
+            Self::Postgres(_) => ("jsonb", "bigint", ""),
+        };
+        let statements = [
+            format!("DROP TABLE IF EXISTS {table}"),
+            format!(
+                "CREATE TABLE {table} (
+                    run_id             text PRIMARY KEY,
+                    project_trigger_id text     NOT NULL,
+                    org_id             text     NOT NULL,
+                    status             text     NOT NULL,
+                    due_at             {bigint},
+                    requested_at       {bigint} NOT NULL,
+                    last_position      {bigint} NOT NULL,
+                    record             {json}   NOT NULL){strict}"
+            ),
+            format!(
+                "CREATE INDEX run_view_trigger_{suffix}
+                    ON {table} (project_trigger_id, requested_at DESC, run_id DESC)"
+            ),
+            format!(
+                "CREATE INDEX run_view_due_{suffix} ON {table} (due_at) WHERE due_at IS NOT NULL"
+            ),
+        ];
+        for statement in statements {
+            self.execute(&statement).await?;
+        }
+        Ok(())
+    }
+}
