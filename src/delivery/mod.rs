@@ -1,14 +1,16 @@
-//! Delivery: handing one attempt of a run to the executor.
+//! Delivery: handing one attempt of a run to the executor, and deciding when to try again.
 //!
 //! The dispatcher claims a run's next attempt from the store, calls [`HttpExecutor::deliver`], and
-//! records the [`Outcome`]: success, a retry, or a dead letter. Nothing here touches the store or
-//! sleeps, so each piece is tested on its own.
+//! records the [`Outcome`]: success, a retry at the delay [`RetryPolicy::next_delay`] picks, or a
+//! dead letter. Nothing here touches the store or sleeps, so each piece is tested on its own.
 //!
 //! # Layout
 //! - [`http`]: the executor client: a signed POST per attempt, its response read as an [`Outcome`].
 //! - [`template`]: the executor URL, with the run's project id substituted into it.
 //! - [`retry_after`]: reading a target's `Retry-After` header.
+//! - [`backoff`]: exponential backoff with full jitter, and when to give up.
 
+pub mod backoff;
 pub mod http;
 pub mod retry_after;
 pub mod template;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use aggregates::run::Firing;
 use uuid::Uuid;
 
+pub use backoff::RetryPolicy;
 pub use http::{HttpExecutor, HttpExecutorConfig};
 
 /// One attempt at running a firing: what the dispatcher hands to an executor.
