@@ -12,12 +12,14 @@
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
 //! - [`cli`]: the operator and auditor subcommands.
 //! - [`webhooks`]: verifying providers' webhook signatures.
+//! - [`delivery`]: handing a run's attempt to the executor over signed HTTP, and retry backoff.
 
 pub mod app;
 pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod delivery;
 pub mod http;
 pub mod identity;
 pub mod projector;
