@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
-use crate::config::{ServeConfig, StoreConfig};
+use crate::config::{ExecutorConfig, ServeConfig, StoreConfig};
+use crate::delivery::{HttpExecutor, HttpExecutorConfig, RetryPolicy};
+use crate::executor::{self, ExecutorSettings, Target};
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState, WebhookApps};
@@ -33,6 +35,7 @@ pub struct App {
     ready_max_lag: u64,
     stop: CancellationToken,
     projector: tokio::task::JoinHandle<()>,
+    executor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -73,6 +76,15 @@ impl App {
         });
         let rate_limits = RateLimits::new(serve);
         rate_limits.spawn_forgetting(stop.clone());
+        let executor = executor_settings(&serve.executor)?.map(|settings| {
+            executor::spawn(
+                store.clone(),
+                runs.clone(),
+                projections.clone(),
+                settings,
+                stop.clone(),
+            )
+        });
         Ok(Self {
             listener,
             store,
@@ -89,6 +101,7 @@ impl App {
             ready_max_lag: serve.ready_max_lag,
             stop,
             projector,
+            executor,
         })
     }
 
@@ -124,11 +137,54 @@ impl App {
             .await
             .context("serving HTTP")?;
         self.stop.cancel();
+        if let Some(executor) = self.executor {
+            executor.await.context("stopping the executor")?;
+        }
         self.projector.await.context("stopping the projector")?;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The executor this process runs, if any: `None` when its concurrency is 0 (a process that only
+/// serves the API and receives webhooks, leaving runs to the others).
+fn executor_settings(config: &ExecutorConfig) -> anyhow::Result<Option<ExecutorSettings>> {
+    if config.executor_concurrency == 0 {
+        return Ok(None);
+    }
+    let timeout = std::time::Duration::from_secs(config.executor_timeout_seconds);
+    let target = match &config.executor_url {
+        None => Target::BuiltIn,
+        Some(url) => {
+            let secret = config.executor_secret.as_ref().context(
+                "TRIGGER_ENGINE_EXECUTOR_URL needs TRIGGER_ENGINE_EXECUTOR_SECRET (a whsec_ \
+                 Standard Webhooks secret) to sign the calls",
+            )?;
+            Target::Http(
+                HttpExecutor::new(HttpExecutorConfig {
+                    url_template: url.clone(),
+                    secret: secret.expose().to_owned(),
+                    timeout,
+                })
+                .context("configuring the HTTP executor")?,
+            )
+        }
+    };
+    anyhow::ensure!(
+        config.executor_max_attempts >= 1,
+        "TRIGGER_ENGINE_EXECUTOR_MAX_ATTEMPTS must be at least 1"
+    );
+    Ok(Some(ExecutorSettings {
+        target: std::sync::Arc::new(target),
+        retry: RetryPolicy {
+            max_attempts: config.executor_max_attempts,
+            base_delay: std::time::Duration::from_millis(config.executor_retry_base_ms),
+            ..RetryPolicy::default()
+        },
+        timeout,
+        concurrency: config.executor_concurrency,
+    }))
 }
 
 /// First run with no users: creates an organisation and an admin, so a newcomer can sign in.

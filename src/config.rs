@@ -185,7 +185,8 @@ pub struct ExecutorConfig {
     )]
     pub executor_retry_base_ms: u64,
 
-    /// Executor calls in flight at once, per engine process.
+    /// Executor calls in flight at once, per engine process; 0 runs no executor in this process
+    /// (it serves the API and receives webhooks; other processes execute the runs).
     #[arg(
         long,
         env = "TRIGGER_ENGINE_EXECUTOR_CONCURRENCY",

@@ -11,7 +11,9 @@
 //! - [`rebuild`]: blue/green rebuild of a read model.
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
 //! - [`cli`]: the operator and auditor subcommands.
-//! - [`webhooks`]: verifying providers' webhook signatures.
+//! - [`webhooks`]: verifying providers' webhook signatures and judging what a delivery fires.
+//! - [`runs`]: recording firings (deduplicated by cause) and run transitions.
+//! - [`executor`]: takes due runs, claims one attempt at a time, delivers, records the outcome.
 //! - [`delivery`]: handing a run's attempt to the executor over signed HTTP, and retry backoff.
 
 pub mod app;
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod executor;
 pub mod http;
 pub mod identity;
 pub mod projector;

@@ -190,10 +190,10 @@ impl Dispatcher {
                 stamp: stamp(&actor),
             },
             Outcome::Retryable { error, retry_after } => {
-                let delay = self
-                    .settings
-                    .retry
-                    .next_delay(attempt, retry_after, &mut rand::thread_rng());
+                let delay =
+                    self.settings
+                        .retry
+                        .next_delay(attempt, retry_after, &mut rand::thread_rng());
                 RunCommand::Fail {
                     attempt,
                     error,
@@ -227,7 +227,12 @@ impl Dispatcher {
         }
     }
 
-    async fn record_position(&self, run_id: Uuid, command: RunCommand, actor: &Actor) -> Option<i64> {
+    async fn record_position(
+        &self,
+        run_id: Uuid,
+        command: RunCommand,
+        actor: &Actor,
+    ) -> Option<i64> {
         match self.runs.execute(run_id, command, actor, "executor").await {
             Ok(position) => position,
             Err(error) => {
@@ -249,7 +254,9 @@ fn stamp(actor: &Actor) -> Stamp {
 fn command_name(command: &RunCommand) -> &'static str {
     match command {
         RunCommand::Succeed { .. } => "succeeded",
-        RunCommand::Fail { retry_at: Some(_), .. } => "failed",
+        RunCommand::Fail {
+            retry_at: Some(_), ..
+        } => "failed",
         RunCommand::Fail { retry_at: None, .. } => "dead_lettered",
         _ => "other",
     }

@@ -5,7 +5,7 @@ use std::process::{Output, Stdio};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use aggregates::TriggerAction;
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{advance, spawn_app, TestDb};
@@ -111,13 +111,19 @@ async fn it_should_report_and_rebuild_projections_from_the_command_line(db: Test
     app.shutdown().await;
 
     let status = lines(&engine(&db, &["projections", "status"]).await);
-    assert_eq!(status.len(), 1);
-    assert_eq!(status[0]["projection"], "triggers");
-    assert_eq!(status[0]["lag"], 0);
-    assert_eq!(status[0]["checkpoint"], 1);
+    let names: Vec<&Value> = status.iter().map(|line| &line["projection"]).collect();
+    assert_eq!(names, [&json!("runs"), &json!("triggers")]);
+    for line in &status {
+        assert_eq!(line["lag"], 0);
+        assert_eq!(line["checkpoint"], 1);
+    }
 
     let rebuilt = lines(&engine(&db, &["projections", "rebuild", "triggers"]).await);
+    assert_eq!(rebuilt.len(), 1);
     assert_eq!(rebuilt[0]["position"], 1);
+    let every = lines(&engine(&db, &["projections", "rebuild"]).await);
+    let names: Vec<&Value> = every.iter().map(|line| &line["projection"]).collect();
+    assert_eq!(names, [&json!("triggers"), &json!("runs")]);
     let unknown = engine(&db, &["projections", "rebuild", "nonesuch"]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown projection"));

@@ -15,7 +15,6 @@ use trigger_engine::commands::Commands;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 use trigger_engine::identity::Identity;
 use trigger_engine::projector::ProjectionHandle;
-use trigger_engine::runs::Runs;
 use trigger_engine::store::Store;
 use uuid::Uuid;
 
@@ -158,7 +157,6 @@ pub struct TestApp {
     pub address: String,
     pub store: Arc<Store>,
     pub commands: Commands,
-    pub runs: Runs,
     pub projections: ProjectionHandle,
     pub identity: Identity,
     pub http: reqwest::Client,
@@ -194,10 +192,9 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         .await
         .expect("building the engine");
     let address = format!("http://{}", app.local_addr());
-    let (store, commands, runs, projections, identity) = (
+    let (store, commands, projections, identity) = (
         app.store.clone(),
         app.commands.clone(),
-        app.runs.clone(),
         app.projections.clone(),
         app.identity.clone(),
     );
@@ -209,7 +206,6 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         address,
         store,
         commands,
-        runs,
         projections,
         identity,
         http: reqwest::Client::new(),

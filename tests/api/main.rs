@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod durability;
+mod executor;
 mod health;
 mod http_triggers;
 mod identity;

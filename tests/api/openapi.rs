@@ -7,8 +7,6 @@
 //! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}` (deprecated)
 //! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}` (deprecated)
 //! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}` (deprecated)
-//! - `POST /v1/webhooks/{webhook_id}` (Webhook Handler)
-//! - `GET /api/v0/project-triggers/{project_trigger_id}/test-samples` (Get Trigger Test Samples)
 
 use std::collections::BTreeSet;
 
@@ -25,6 +23,9 @@ crate::on_every_store!(
     it_should_describe_the_refusals_of_the_rate_limits_and_of_readiness,
     it_should_render_the_document_for_people_from_the_binary_alone,
 );
+
+/// The webhook handler's path.
+const WEBHOOKS: &str = "/v1/webhooks/{webhook_id}";
 
 /// The scheme's name, as the document defines it.
 const SCHEME: &str = "OAuth2PasswordBearer";
@@ -101,6 +102,34 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "get_specific_trigger_from_provider",
         "Get Specific Trigger From Provider",
         false,
+    ),
+    (
+        "post",
+        "/v1/webhooks/{webhook_id}",
+        "handle_webhook",
+        "Webhook Handler",
+        false,
+    ),
+    (
+        "get",
+        "/api/v0/project-triggers/{project_trigger_id}/test-samples",
+        "get_trigger_test_samples",
+        "Get Trigger Test Samples",
+        true,
+    ),
+    (
+        "get",
+        "/triggers/{project_trigger_id}/runs",
+        "get_trigger_runs",
+        "Get Trigger Runs",
+        true,
+    ),
+    (
+        "post",
+        "/runs/{run_id}/retry",
+        "retry_run",
+        "Retry Run",
+        true,
     ),
     ("get", "/healthz", "health", "Health", false),
     ("get", "/readyz", "readiness", "Readiness", false),
@@ -249,6 +278,8 @@ async fn it_should_serve_an_openapi_3_1_document_of_every_route(db: TestDb) {
         let concrete = path
             .replace("{project_id}", "p1")
             .replace("{project_trigger_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{run_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{webhook_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{provider_id}", "rss")
             .replace("{trigger_id}", "on_new_item");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -367,6 +398,28 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "/providers/{provider_id}/triggers/{trigger_id}",
             &["200", "404", "422"],
         ),
+        (
+            "post",
+            "/v1/webhooks/{webhook_id}",
+            &[
+                "200", "204", "401", "404", "410", "413", "422", "429", "500",
+            ],
+        ),
+        (
+            "get",
+            "/api/v0/project-triggers/{project_trigger_id}/test-samples",
+            &["200", "401", "404", "422", "429", "500"],
+        ),
+        (
+            "get",
+            "/triggers/{project_trigger_id}/runs",
+            &["200", "401", "404", "422", "429", "500"],
+        ),
+        (
+            "post",
+            "/runs/{run_id}/retry",
+            &["202", "401", "404", "409", "422", "429", "500"],
+        ),
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),
         ("get", "/metrics", &["200", "500"]),
@@ -401,7 +454,8 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
                     "{method} {path}: {response}"
                 );
             }
-            if status == "401" {
+            // A webhook sender proves itself by its signature, not a bearer token: no challenge.
+            if status == "401" && *path != WEBHOOKS {
                 let challenge = &response["headers"]["WWW-Authenticate"];
                 assert!(
                     challenge["description"]
@@ -414,9 +468,9 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         }
     }
     // The rate limits: per organisation on every operation that takes a token, per client address
-    // and username on the token endpoint; nothing else is limited.
+    // and username on the token endpoint, per trigger on webhooks; nothing else is limited.
     for (method, path, _, _, needs_token) in OPERATIONS {
-        let limited = *needs_token || *path == "/token";
+        let limited = *needs_token || *path == "/token" || *path == WEBHOOKS;
         let responses = &operation(&document, method, path)["responses"];
         assert_eq!(
             responses.get("429").is_some(),
