@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::config::{ServeConfig, StoreConfig};
+use crate::connections::Connections;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
@@ -25,6 +26,7 @@ pub struct App {
     pub commands: Commands,
     pub projections: ProjectionHandle,
     pub identity: Identity,
+    pub connections: Connections,
     ready: Arc<AtomicBool>,
     rate_limits: RateLimits,
     ready_max_lag: u64,
@@ -46,6 +48,12 @@ impl App {
         .await
         .context("loading the token-signing key")?;
         bootstrap(&identity, serve).await?;
+        let connections = Connections::new(store.clone(), serve.encryption_key.as_ref());
+        if serve.encryption_key.is_none() {
+            tracing::warn!(
+                "no TRIGGER_ENGINE_ENCRYPTION_KEY: creating connections will answer 503"
+            );
+        }
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding {}", serve.listen))?;
@@ -75,6 +83,7 @@ impl App {
             commands,
             projections,
             identity,
+            connections,
             ready,
             rate_limits,
             ready_max_lag: serve.ready_max_lag,
@@ -100,6 +109,7 @@ impl App {
             commands: self.commands.clone(),
             projections: self.projections.clone(),
             identity: self.identity.clone(),
+            connections: self.connections.clone(),
             ready: self.ready.clone(),
             rate_limits: self.rate_limits.clone(),
             metrics: Metrics::default(),

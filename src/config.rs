@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::connections::{EncryptionKey, KEY_OPTION};
 use crate::identity::Secret;
 
 /// An event-sourced trigger engine serving the StackAI Triggers API.
@@ -111,6 +112,13 @@ pub struct ServeConfig {
     /// beyond it the projector is not keeping up and reads would be stale.
     #[arg(long, env = "TRIGGER_ENGINE_READY_MAX_LAG", default_value_t = crate::projector::BATCH_SIZE as u64)]
     pub ready_max_lag: u64,
+
+    /// The key that encrypts connections' credentials at rest: 32 bytes in base64 (e.g. the output
+    /// of `openssl rand -base64 32`). Without it the engine runs, but creating a connection (or
+    /// anything else that must seal or open credentials) answers 503 naming this option. Every
+    /// process sharing a store needs the same key; lose it and the stored credentials are lost.
+    #[arg(long, env = "TRIGGER_ENGINE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 impl ServeConfig {
@@ -122,6 +130,40 @@ impl ServeConfig {
             serve: ServeConfig,
         }
         ServeOnly::parse_from(["trigger-engine"]).serve
+    }
+}
+
+/// Reads `--encryption-key` without ever quoting it: clap's own error for a value that does not
+/// parse repeats the value, and this one is a secret even when it is malformed.
+#[derive(Debug, Clone, Copy)]
+pub struct EncryptionKeyParser;
+
+impl clap::builder::TypedValueParser for EncryptionKeyParser {
+    type Value = EncryptionKey;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let refuse = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --encryption-key ({KEY_OPTION}): {reason}\n"),
+            )
+            .with_cmd(command)
+        };
+        let text = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
+        text.parse().map_err(|reason: String| refuse(&reason))
+    }
+}
+
+impl clap::builder::ValueParserFactory for EncryptionKey {
+    type Parser = EncryptionKeyParser;
+
+    fn value_parser() -> Self::Parser {
+        EncryptionKeyParser
     }
 }
 
@@ -196,4 +238,30 @@ pub struct CreateUserArgs {
     /// Read the password from the first line of standard input (without its line ending).
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_should_refuse_a_malformed_encryption_key_without_quoting_it() {
+        let malformed = "c2VjcmV0LWJ1dC10b28tc2hvcnQ=";
+        let error = Cli::try_parse_from(["trigger-engine", "serve", "--encryption-key", malformed])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("20 bytes"), "{error}");
+        assert!(!error.contains(malformed), "{error}");
+    }
+
+    #[test]
+    fn it_should_read_a_well_formed_encryption_key() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let cli =
+            Cli::try_parse_from(["trigger-engine", "serve", "--encryption-key", key]).unwrap();
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("serve was asked for");
+        };
+        assert!(serve.encryption_key.is_some());
+    }
 }

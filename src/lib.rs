@@ -5,6 +5,7 @@
 //! - [`app`]: builds the engine (store, projector, command path, HTTP) and runs it.
 //! - [`store`]: the event store on SQLite or PostgreSQL, with the global log and read models.
 //! - [`identity`]: organisations, users, API keys, password grants and access tokens.
+//! - [`connections`]: the credentials triggers act with at providers, sealed at rest.
 //! - [`commands`]: the write path (load, decide, append, snapshot).
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
@@ -18,6 +19,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod identity;
 pub mod projector;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::commands::CommandError;
+use crate::connections::ConnectionError;
 use crate::identity::IdentityError;
 use crate::store::StoreError;
 use aggregates::TriggerError;
@@ -53,6 +54,10 @@ pub enum ApiError {
     /// 503: the engine should not take traffic now; `check` names the readiness check that failed.
     #[error("{detail}")]
     Unavailable { check: &'static str, detail: String },
+    /// 503: this engine was started without an option the request needs; the detail names it.
+    /// Nothing was changed.
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
 impl ApiError {
@@ -75,6 +80,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -91,6 +97,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
             Self::Unavailable { .. } => "/problems/unavailable",
+            Self::NotConfigured(_) => "/problems/not-configured",
         }
     }
 }
@@ -259,6 +266,12 @@ pub mod responses {
     #[derive(ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub struct Unavailable(pub Problem);
+
+    /// The engine was started without an option this request needs (`detail` names it:
+    /// `TRIGGER_ENGINE_ENCRYPTION_KEY` for connections' credentials). Nothing was changed.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct NotConfigured(pub Problem);
 }
 
 impl From<CommandError> for ApiError {
@@ -288,6 +301,24 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict => Self::Conflict(error.to_string()),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::NotConfigured => Self::NotConfigured(error.to_string()),
+            ConnectionError::UnknownProvider(_) => Self::invalid("provider_id", error.to_string()),
+            ConnectionError::EmptyName => Self::invalid("name", "must not be empty"),
+            ConnectionError::EmptyCredentials => Self::invalid("credentials", "must not be empty"),
+            ConnectionError::MissingCredential { name, .. } => {
+                Self::invalid(format!("credentials.{name}"), error.to_string())
+            }
+            ConnectionError::NotFound => Self::NotFound("connection"),
+            ConnectionError::InUse { .. } => Self::Conflict(error.to_string()),
+            ConnectionError::Undecryptable(_) => Self::Internal(error.to_string()),
+            ConnectionError::Store(store) => store.into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`metrics`]: `GET /metrics`, and the middleware that counts and times every request.
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
+//! - [`connections`]: the organisation's connections (credentials for providers), write-only.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
@@ -14,6 +15,7 @@
 //!   [`rate_limit`]: the token endpoint's and each organisation's rate limits.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -34,6 +36,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::commands::Commands;
+use crate::connections::Connections;
 use crate::identity::Identity;
 use crate::projector::ProjectionHandle;
 use crate::store::Store;
@@ -48,6 +51,7 @@ pub struct AppState {
     pub commands: Commands,
     pub projections: ProjectionHandle,
     pub identity: Identity,
+    pub connections: Connections,
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
     pub rate_limits: rate_limit::RateLimits,
@@ -63,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(token::router())
         .merge(triggers::router())
+        .merge(connections::router())
         .merge(providers::router())
         .merge(metrics::router())
         .split_for_parts();

@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotFound, OAuthError, PayloadTooLarge, TooManyRequests,
-    Unauthorized, Unavailable, UnsupportedMediaType,
+    Conflict, InternalError, InvalidField, NotConfigured, NotFound, OAuthError, PayloadTooLarge,
+    TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
@@ -37,8 +37,9 @@ pub const DOCS_PATH: &str = "/docs";
 /// "Successful Response" descriptions) appears to use: clients generated from either agree.
 pub const OAUTH2_PASSWORD: &str = "OAuth2PasswordBearer";
 
-/// Tags: the seed API's one section, and the two endpoints it does not describe.
+/// Tags: the seed API's one section, and what the engine serves beyond it.
 pub const TRIGGERS: &str = "Triggers";
+pub const CONNECTIONS: &str = "Connections";
 pub const AUTH: &str = "Authentication";
 pub const OPERATIONS: &str = "Operations";
 
@@ -68,11 +69,15 @@ pub const OPERATIONS: &str = "Operations";
             OAuthError,
             TooManyRequests,
             InternalError,
-            Unavailable
+            Unavailable,
+            NotConfigured
         )
     ),
     tags(
         (name = TRIGGERS, description = "Triggers and the native trigger catalogue."),
+        (name = CONNECTIONS, description = "Credentials for providers, which triggers name by \
+            `connection_id` (beyond the seed API). Credentials are write-only: stored encrypted, \
+            never answered."),
         (name = AUTH, description = "Access tokens for the trigger endpoints."),
         (name = OPERATIONS, description = "For load balancers, orchestrators and monitoring."),
     )

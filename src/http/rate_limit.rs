@@ -171,6 +171,7 @@ mod tests {
             api_rate_per_second: per(100),
             api_burst: per(200),
             ready_max_lag: 1000,
+            encryption_key: None,
         }
     }
 }

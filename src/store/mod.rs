@@ -10,8 +10,10 @@
 //! - [`log`]: the global log in position order, and one stream's history.
 //! - [`views`]: the trigger read model, its checkpoint, and the blue/green rebuild swap.
 //! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
+//! - [`connections`]: connections to providers, their credentials sealed (a plain table).
 
 mod appender;
+pub mod connections;
 pub mod identity;
 pub mod log;
 pub mod streams;
@@ -103,6 +105,12 @@ macro_rules! on_pool {
             }
         }
     };
+}
+
+/// An id column (UUIDs are stored as text) read back.
+fn parse_id(text: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("id `{text}`: {error}")))
 }
 
 /// How long a connection waits for a lock before failing: SQLite's single writer and PostgreSQL's

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod connections;
 mod durability;
 mod health;
 mod http_triggers;
