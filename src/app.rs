@@ -17,6 +17,7 @@ use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState};
 use crate::identity::Identity;
 use crate::projector::{self, ProjectionHandle};
+use crate::registration::Registration;
 use crate::store::Store;
 
 /// A built engine, listening but not yet serving: tests read its address and reach its parts.
@@ -27,6 +28,7 @@ pub struct App {
     pub projections: ProjectionHandle,
     pub identity: Identity,
     pub connections: Connections,
+    registration: Registration,
     ready: Arc<AtomicBool>,
     rate_limits: RateLimits,
     ready_max_lag: u64,
@@ -51,9 +53,17 @@ impl App {
         let connections = Connections::new(store.clone(), serve.encryption_key.as_ref());
         if serve.encryption_key.is_none() {
             tracing::warn!(
-                "no TRIGGER_ENGINE_ENCRYPTION_KEY: creating connections will answer 503"
+                "no TRIGGER_ENGINE_ENCRYPTION_KEY: creating connections and registering provider webhooks will answer 503"
             );
         }
+        let registration = Registration::new(
+            store.clone(),
+            commands.clone(),
+            connections.clone(),
+            serve.typeform_api_url.clone(),
+            serve.public_url.clone(),
+        )
+        .context("configuring provider webhook registration")?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding {}", serve.listen))?;
@@ -84,6 +94,7 @@ impl App {
             projections,
             identity,
             connections,
+            registration,
             ready,
             rate_limits,
             ready_max_lag: serve.ready_max_lag,
@@ -110,6 +121,7 @@ impl App {
             projections: self.projections.clone(),
             identity: self.identity.clone(),
             connections: self.connections.clone(),
+            registration: self.registration.clone(),
             ready: self.ready.clone(),
             rate_limits: self.rate_limits.clone(),
             metrics: Metrics::default(),

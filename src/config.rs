@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
 use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
 use uuid::Uuid;
 
 use crate::connections::{EncryptionKey, KEY_OPTION};
@@ -45,6 +46,9 @@ pub struct StoreConfig {
     pub pool_size: u32,
 }
 
+// `Serve` is far larger than the other variants, but a `Command` is parsed once at start-up:
+// boxing it would save nothing worth the indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (the default). Migrates the store first; stops on SIGTERM or Ctrl-C.
@@ -114,11 +118,26 @@ pub struct ServeConfig {
     pub ready_max_lag: u64,
 
     /// The key that encrypts connections' credentials at rest: 32 bytes in base64 (e.g. the output
-    /// of `openssl rand -base64 32`). Without it the engine runs, but creating a connection (or
-    /// anything else that must seal or open credentials) answers 503 naming this option. Every
+    /// of `openssl rand -base64 32`). Without it the engine runs, but creating a connection, and
+    /// registering or removing a provider webhook with one, answers 503 naming this option. Every
     /// process sharing a store needs the same key; lose it and the stored credentials are lost.
     #[arg(long, env = "TRIGGER_ENGINE_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<EncryptionKey>,
+
+    /// The engine's public base URL, as providers reach it: webhooks registered at a provider
+    /// deliver to `{public_url}/v1/webhooks/{project_trigger_id}`. Without it, enabling a trigger
+    /// whose webhook the engine registers (Typeform) answers 503 naming this option.
+    #[arg(long, env = "TRIGGER_ENGINE_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// The base URL of Typeform's API. `https://api.eu.typeform.com` for accounts in Typeform's EU
+    /// data centre; tests point it at a local server.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_TYPEFORM_API_URL",
+        default_value = "https://api.typeform.com"
+    )]
+    pub typeform_api_url: Url,
 }
 
 impl ServeConfig {
@@ -263,5 +282,6 @@ mod tests {
             panic!("serve was asked for");
         };
         assert!(serve.encryption_key.is_some());
+        assert_eq!(serve.typeform_api_url.as_str(), "https://api.typeform.com/");
     }
 }

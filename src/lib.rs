@@ -8,6 +8,8 @@
 //! - [`connections`]: the credentials triggers act with at providers, sealed at rest.
 //! - [`commands`]: the write path (load, decide, append, snapshot).
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
+//! - [`registration`]: webhooks the engine registers at providers (Typeform), in step with
+//!   triggers.
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
 //! - [`rebuild`]: blue/green rebuild of a read model.
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
@@ -24,5 +26,6 @@ pub mod http;
 pub mod identity;
 pub mod projector;
 pub mod rebuild;
+pub mod registration;
 pub mod store;
 pub mod webhooks;

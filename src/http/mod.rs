@@ -39,6 +39,7 @@ use crate::commands::Commands;
 use crate::connections::Connections;
 use crate::identity::Identity;
 use crate::projector::ProjectionHandle;
+use crate::registration::Registration;
 use crate::store::Store;
 
 /// Largest request body accepted: 1 MiB, the limit the API promises; larger bodies get 413.
@@ -52,6 +53,8 @@ pub struct AppState {
     pub projections: ProjectionHandle,
     pub identity: Identity,
     pub connections: Connections,
+    /// Keeps provider webhooks in step with triggers (enable, disable, delete).
+    pub registration: Registration,
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
     pub rate_limits: rate_limit::RateLimits,

@@ -20,7 +20,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
     Conflict, InternalError, InvalidField, NotConfigured, NotFound, OAuthError, PayloadTooLarge,
-    TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+    ProviderFailed, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
@@ -70,6 +70,7 @@ pub const OPERATIONS: &str = "Operations";
             TooManyRequests,
             InternalError,
             Unavailable,
+            ProviderFailed,
             NotConfigured
         )
     ),

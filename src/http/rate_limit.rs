@@ -172,6 +172,8 @@ mod tests {
             api_burst: per(200),
             ready_max_lag: 1000,
             encryption_key: None,
+            public_url: None,
+            typeform_api_url: "https://api.typeform.com".parse().unwrap(),
         }
     }
 }

@@ -15,6 +15,7 @@ crate::on_every_store!(
     it_should_answer_bad_connections_with_problems_and_store_nothing,
     it_should_refuse_to_create_connections_without_an_encryption_key,
     it_should_store_credentials_encrypted_and_bound_to_their_row,
+    it_should_accept_only_a_connection_of_the_callers_organisation_on_a_trigger,
     it_should_refuse_to_delete_a_connection_that_a_trigger_uses,
 );
 
@@ -334,6 +335,58 @@ async fn create_trigger(app: &TestApp, session: &Session, body: Value) -> reqwes
         .send()
         .await
         .unwrap()
+}
+
+async fn it_should_accept_only_a_connection_of_the_callers_organisation_on_a_trigger(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let (owner, stranger) = (app.sign_up().await, app.sign_up().await);
+    let mine = typeform_connection_of(&app, &owner).await;
+    let stripe = create_connection(
+        &app,
+        &owner,
+        json!({"provider_id": "stripe", "name": "Billing", "credentials": {"api_key": "sk_test_1"}}),
+    )
+    .await;
+    let stripe: Uuid = stripe.json::<Value>().await.unwrap()["connection_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let head = app.store.head().await.unwrap();
+    for (session, connection_id) in [
+        // Unknown, another organisation's, another provider's, none at all for Typeform.
+        (&owner, Some(Uuid::new_v4())),
+        (&stranger, Some(mine)),
+        (&owner, Some(stripe)),
+        (&owner, None),
+    ] {
+        let response = create_trigger(&app, session, typeform_trigger(connection_id)).await;
+        expect_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("connection_id"),
+        )
+        .await;
+    }
+    assert_eq!(app.store.head().await.unwrap(), head, "nothing was created");
+
+    let created = create_trigger(&app, &owner, typeform_trigger(Some(mine))).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["connection_id"], mine.to_string());
+    // A trigger that registers nothing may still name a connection of its provider.
+    let stripe_trigger = create_trigger(
+        &app,
+        &owner,
+        json!({
+            "provider_id": "stripe", "trigger_id": "on_customer_created",
+            "connection_id": stripe,
+            "trigger_config": {"signing_secret": "whsec_c2VjcmV0"}
+        }),
+    )
+    .await;
+    assert_eq!(stripe_trigger.status(), StatusCode::CREATED);
+    app.shutdown().await;
 }
 
 async fn it_should_refuse_to_delete_a_connection_that_a_trigger_uses(db: TestDb) {

@@ -191,6 +191,9 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         api_burst: generous,
         ready_max_lag: 1_000,
         encryption_key: Some(test_encryption_key()),
+        public_url: Some("https://engine.example.com".parse().unwrap()),
+        // Nothing listens there: a test that reaches Typeform starts its own (`typeform.rs`).
+        typeform_api_url: "http://127.0.0.1:9".parse().unwrap(),
     };
     configure(&mut serve);
     let app = App::build(&db.store_config(), &serve)

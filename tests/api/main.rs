@@ -14,3 +14,4 @@ mod operations;
 mod ordering;
 mod projections;
 mod streams;
+mod typeform;
