@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::Commands;
 use crate::config::{ExecutorConfig, ServeConfig, StoreConfig};
+use crate::connections::Connections;
 use crate::delivery::{HttpExecutor, HttpExecutorConfig, RetryPolicy};
 use crate::executor::{self, ExecutorSettings, Target};
 use crate::http::metrics::Metrics;
@@ -18,6 +19,7 @@ use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState, WebhookApps};
 use crate::identity::Identity;
 use crate::projector::{self, ProjectionHandle};
+use crate::registration::Registration;
 use crate::runs::Runs;
 use crate::store::Store;
 
@@ -29,6 +31,8 @@ pub struct App {
     pub runs: Runs,
     pub projections: ProjectionHandle,
     pub identity: Identity,
+    pub connections: Connections,
+    registration: Registration,
     ready: Arc<AtomicBool>,
     webhook_apps: WebhookApps,
     rate_limits: RateLimits,
@@ -53,6 +57,20 @@ impl App {
         .await
         .context("loading the token-signing key")?;
         bootstrap(&identity, serve).await?;
+        let connections = Connections::new(store.clone(), serve.encryption_key.as_ref());
+        if serve.encryption_key.is_none() {
+            tracing::warn!(
+                "no TRIGGER_ENGINE_ENCRYPTION_KEY: creating connections and registering provider webhooks will answer 503"
+            );
+        }
+        let registration = Registration::new(
+            store.clone(),
+            commands.clone(),
+            connections.clone(),
+            serve.typeform_api_url.clone(),
+            serve.public_url.clone(),
+        )
+        .context("configuring provider webhook registration")?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding {}", serve.listen))?;
@@ -92,6 +110,8 @@ impl App {
             runs,
             projections,
             identity,
+            connections,
+            registration,
             ready,
             webhook_apps: WebhookApps {
                 slack: serve.slack_signing_secret.clone(),
@@ -123,6 +143,8 @@ impl App {
             runs: self.runs.clone(),
             projections: self.projections.clone(),
             identity: self.identity.clone(),
+            connections: self.connections.clone(),
+            registration: self.registration.clone(),
             ready: self.ready.clone(),
             rate_limits: self.rate_limits.clone(),
             metrics: Metrics::default(),

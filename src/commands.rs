@@ -61,7 +61,7 @@ impl Commands {
         command: TriggerCommand,
         request_id: &str,
     ) -> Result<Executed, CommandError> {
-        self.run(None, id, command, request_id).await
+        self.run(None, id, &[command], request_id).await
     }
 
     /// Like [`execute`](Self::execute), for a caller of organisation `org_id`: another
@@ -73,22 +73,42 @@ impl Commands {
         command: TriggerCommand,
         request_id: &str,
     ) -> Result<Executed, CommandError> {
-        if let TriggerAction::CreateTrigger(new) = &command.action {
-            if new.org_id != org_id {
-                return Err(TriggerError::NotFound.into());
-            }
-        }
-        self.run(Some(org_id), id, command, request_id).await
+        self.execute_all_in_org(org_id, id, &[command], request_id)
+            .await
     }
 
-    #[tracing::instrument(skip(self, command), fields(trigger_id = %id))]
+    /// Like [`execute_in_org`](Self::execute_in_org) for several commands decided one after the
+    /// other against the same trigger and recorded in one append: all of their events or none.
+    /// For changes that are one fact to the outside world, such as "the webhook is registered and
+    /// the trigger enabled".
+    pub async fn execute_all_in_org(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        commands: &[TriggerCommand],
+        request_id: &str,
+    ) -> Result<Executed, CommandError> {
+        for command in commands {
+            if let TriggerAction::CreateTrigger(new) = &command.action {
+                if new.org_id != org_id {
+                    return Err(TriggerError::NotFound.into());
+                }
+            }
+        }
+        self.run(Some(org_id), id, commands, request_id).await
+    }
+
+    #[tracing::instrument(skip(self, commands), fields(trigger_id = %id))]
     async fn run(
         &self,
         org_id: Option<Uuid>,
         id: Uuid,
-        command: TriggerCommand,
+        commands: &[TriggerCommand],
         request_id: &str,
     ) -> Result<Executed, CommandError> {
+        let Some(first) = commands.first() else {
+            return Ok(Executed { position: None });
+        };
         for _ in 0..=CONFLICT_RETRIES {
             let loaded = self.store.load::<Trigger>(id).await?;
             let mut trigger = loaded.state;
@@ -100,7 +120,11 @@ impl Commands {
                 return Err(TriggerError::NotFound.into());
             }
             let sink = EventSink::default();
-            trigger.handle(command.clone(), &(), &sink).await?;
+            // The sink applies each event to `trigger` as it is written, so every command is
+            // decided against the state the ones before it left.
+            for command in commands {
+                trigger.handle(command.clone(), &(), &sink).await?;
+            }
             let events = sink.collect().await;
             let org_id = match (events.is_empty(), trigger.record()) {
                 (false, Some(record)) => record.org_id,
@@ -108,7 +132,7 @@ impl Commands {
                 _ => return Ok(Executed { position: None }),
             };
             let metadata = EventMetadata {
-                actor: command.actor.clone(),
+                actor: first.actor.clone(),
                 org_id,
                 request_id: request_id.to_owned(),
             };

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
 use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
 use uuid::Uuid;
 
+use crate::connections::{EncryptionKey, KEY_OPTION};
 use crate::identity::Secret;
 
 /// An event-sourced trigger engine serving the StackAI Triggers API.
@@ -44,6 +46,9 @@ pub struct StoreConfig {
     pub pool_size: u32,
 }
 
+// `Serve` is far larger than the other variants, but a `Command` is parsed once at start-up:
+// boxing it would save nothing worth the indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (the default). Migrates the store first; stops on SIGTERM or Ctrl-C.
@@ -142,6 +147,28 @@ pub struct ServeConfig {
     )]
     pub github_webhook_secret: Option<Secret>,
 
+    /// The key that encrypts connections' credentials at rest: 32 bytes in base64 (e.g. the output
+    /// of `openssl rand -base64 32`). Without it the engine runs, but creating a connection, and
+    /// registering or removing a provider webhook with one, answers 503 naming this option. Every
+    /// process sharing a store needs the same key; lose it and the stored credentials are lost.
+    #[arg(long, env = "TRIGGER_ENGINE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<EncryptionKey>,
+
+    /// The engine's public base URL, as providers reach it: webhooks registered at a provider
+    /// deliver to `{public_url}/v1/webhooks/{project_trigger_id}`. Without it, enabling a trigger
+    /// whose webhook the engine registers (Typeform) answers 503 naming this option.
+    #[arg(long, env = "TRIGGER_ENGINE_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
+    /// The base URL of Typeform's API. `https://api.eu.typeform.com` for accounts in Typeform's EU
+    /// data centre; tests point it at a local server.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_TYPEFORM_API_URL",
+        default_value = "https://api.typeform.com"
+    )]
+    pub typeform_api_url: Url,
+
     #[command(flatten)]
     pub executor: ExecutorConfig,
 }
@@ -177,11 +204,13 @@ pub struct ExecutorConfig {
     pub executor_max_attempts: u32,
 
     /// The first retry waits up to this many milliseconds; each later one up to twice the last
-    /// (with full jitter), capped at ten minutes.
+    /// (with full jitter), capped at ten minutes. With the default 8 attempts, 5 s lets a run
+    /// wait out about ten minutes of executor downtime (a restart, a rolling deploy) before it is
+    /// dead-lettered.
     #[arg(
         long,
         env = "TRIGGER_ENGINE_EXECUTOR_RETRY_BASE_MS",
-        default_value_t = 1000
+        default_value_t = 5000
     )]
     pub executor_retry_base_ms: u64,
 
@@ -204,6 +233,40 @@ impl ServeConfig {
             serve: ServeConfig,
         }
         ServeOnly::parse_from(["trigger-engine"]).serve
+    }
+}
+
+/// Reads `--encryption-key` without ever quoting it: clap's own error for a value that does not
+/// parse repeats the value, and this one is a secret even when it is malformed.
+#[derive(Debug, Clone, Copy)]
+pub struct EncryptionKeyParser;
+
+impl clap::builder::TypedValueParser for EncryptionKeyParser {
+    type Value = EncryptionKey;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let refuse = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --encryption-key ({KEY_OPTION}): {reason}\n"),
+            )
+            .with_cmd(command)
+        };
+        let text = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
+        text.parse().map_err(|reason: String| refuse(&reason))
+    }
+}
+
+impl clap::builder::ValueParserFactory for EncryptionKey {
+    type Parser = EncryptionKeyParser;
+
+    fn value_parser() -> Self::Parser {
+        EncryptionKeyParser
     }
 }
 
@@ -278,4 +341,31 @@ pub struct CreateUserArgs {
     /// Read the password from the first line of standard input (without its line ending).
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_should_refuse_a_malformed_encryption_key_without_quoting_it() {
+        let malformed = "c2VjcmV0LWJ1dC10b28tc2hvcnQ=";
+        let error = Cli::try_parse_from(["trigger-engine", "serve", "--encryption-key", malformed])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("20 bytes"), "{error}");
+        assert!(!error.contains(malformed), "{error}");
+    }
+
+    #[test]
+    fn it_should_read_a_well_formed_encryption_key() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let cli =
+            Cli::try_parse_from(["trigger-engine", "serve", "--encryption-key", key]).unwrap();
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("serve was asked for");
+        };
+        assert!(serve.encryption_key.is_some());
+        assert_eq!(serve.typeform_api_url.as_str(), "https://api.typeform.com/");
+    }
 }

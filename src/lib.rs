@@ -5,8 +5,11 @@
 //! - [`app`]: builds the engine (store, projector, command path, HTTP) and runs it.
 //! - [`store`]: the event store on SQLite or PostgreSQL, with the global log and read models.
 //! - [`identity`]: organisations, users, API keys, password grants and access tokens.
+//! - [`connections`]: the credentials triggers act with at providers, sealed at rest.
 //! - [`commands`]: the write path (load, decide, append, snapshot).
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
+//! - [`registration`]: webhooks the engine registers at providers (Typeform), in step with
+//!   triggers.
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
 //! - [`rebuild`]: blue/green rebuild of a read model.
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
@@ -21,12 +24,14 @@ pub mod catalogue;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod executor;
 pub mod http;
 pub mod identity;
 pub mod projector;
 pub mod rebuild;
+pub mod registration;
 pub mod runs;
 pub mod store;
 pub mod webhooks;

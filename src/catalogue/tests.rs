@@ -673,6 +673,25 @@ fn it_should_refuse_a_typeform_trigger_without_a_signing_secret() {
     );
 }
 
+#[test]
+fn it_should_refuse_a_typeform_trigger_without_a_well_formed_form_id() {
+    refuses(
+        "typeform",
+        "on_form_response",
+        json!({ "signing_secret": "my-typeform-secret" }),
+        "trigger_config.form_id",
+    );
+    // The id becomes a segment of Typeform's API path: nothing that could step out of it.
+    for form_id in ["", "..", "a/b", "lT4Z3j?x=1"] {
+        refuses(
+            "typeform",
+            "on_form_response",
+            json!({ "form_id": form_id, "signing_secret": "my-typeform-secret" }),
+            "trigger_config.form_id",
+        );
+    }
+}
+
 // --- polling: RSS and HTTP ---
 
 #[test]

@@ -11,7 +11,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::commands::CommandError;
+use crate::connections::ConnectionError;
 use crate::identity::IdentityError;
+use crate::registration::RegistrationError;
 use crate::runs::RunCommandError;
 use crate::store::StoreError;
 use aggregates::{RunError, TriggerError};
@@ -61,6 +63,14 @@ pub enum ApiError {
     /// 503: the engine should not take traffic now; `check` names the readiness check that failed.
     #[error("{detail}")]
     Unavailable { check: &'static str, detail: String },
+    /// 502: a provider refused a call the request needed, or could not be reached; the detail
+    /// says which provider and what it answered. Nothing was changed.
+    #[error("{0}")]
+    BadGateway(String),
+    /// 503: this engine was started without an option the request needs; the detail names it.
+    /// Nothing was changed.
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
 impl ApiError {
@@ -84,6 +94,8 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -102,6 +114,8 @@ impl ApiError {
             Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
             Self::Unavailable { .. } => "/problems/unavailable",
+            Self::BadGateway(_) => "/problems/provider-failed",
+            Self::NotConfigured(_) => "/problems/not-configured",
         }
     }
 }
@@ -281,6 +295,20 @@ pub mod responses {
     #[derive(ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub struct Unavailable(pub Problem);
+
+    /// A provider the request had to call (Typeform, to register or remove the trigger's
+    /// webhook) refused or could not be reached; `detail` says what it answered. Nothing was
+    /// changed: retry once the cause is fixed.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct ProviderFailed(pub Problem);
+
+    /// The engine was started without an option this request needs (`detail` names it:
+    /// `TRIGGER_ENGINE_ENCRYPTION_KEY` for connections' credentials, `TRIGGER_ENGINE_PUBLIC_URL`
+    /// for registering provider webhooks). Nothing was changed.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct NotConfigured(pub Problem);
 }
 
 impl From<CommandError> for ApiError {
@@ -321,6 +349,42 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Conflict => Self::Conflict(error.to_string()),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(error: ConnectionError) -> Self {
+        match error {
+            ConnectionError::NotConfigured => Self::NotConfigured(error.to_string()),
+            ConnectionError::UnknownProvider(_) => Self::invalid("provider_id", error.to_string()),
+            ConnectionError::EmptyName => Self::invalid("name", "must not be empty"),
+            ConnectionError::EmptyCredentials => Self::invalid("credentials", "must not be empty"),
+            ConnectionError::MissingCredential { name, .. } => {
+                Self::invalid(format!("credentials.{name}"), error.to_string())
+            }
+            ConnectionError::NotFound => Self::NotFound("connection"),
+            ConnectionError::InUse { .. } => Self::Conflict(error.to_string()),
+            ConnectionError::Undecryptable(_) => Self::Internal(error.to_string()),
+            ConnectionError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<RegistrationError> for ApiError {
+    fn from(error: RegistrationError) -> Self {
+        match error {
+            RegistrationError::Command(command) => command.into(),
+            RegistrationError::Connection(connection) => connection.into(),
+            RegistrationError::NeedsPublicUrl => Self::NotConfigured(error.to_string()),
+            RegistrationError::ConnectionRequired { .. }
+            | RegistrationError::UnusableConnection(_) => {
+                Self::invalid("connection_id", error.to_string())
+            }
+            RegistrationError::MissingConfig { field } => {
+                Self::invalid(field, "is required to register the webhook")
+            }
+            RegistrationError::Provider { .. } => Self::BadGateway(error.to_string()),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`metrics`]: `GET /metrics`, and the middleware that counts and times every request.
 //! - [`token`]: `POST /token`, the OAuth2 password grant.
 //! - [`triggers`]: the trigger endpoints of the Triggers API.
+//! - [`connections`]: the organisation's connections (credentials for providers), write-only.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`runs`]: a trigger's runs, retrying one, and its test samples.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
@@ -16,6 +17,7 @@
 //!   [`rate_limit`]: the token endpoint's and each organisation's rate limits.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -38,9 +40,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::commands::Commands;
+use crate::connections::Connections;
 use crate::identity::Identity;
 use crate::identity::Secret;
 use crate::projector::ProjectionHandle;
+use crate::registration::Registration;
 use crate::runs::Runs;
 use crate::store::Store;
 
@@ -55,6 +59,9 @@ pub struct AppState {
     pub runs: Runs,
     pub projections: ProjectionHandle,
     pub identity: Identity,
+    pub connections: Connections,
+    /// Keeps provider webhooks in step with triggers (enable, disable, delete).
+    pub registration: Registration,
     /// Set once the read model has caught up with the log found at start-up.
     pub ready: Arc<AtomicBool>,
     pub rate_limits: rate_limit::RateLimits,
@@ -78,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(token::router())
         .merge(triggers::router())
+        .merge(connections::router())
         .merge(providers::router())
         .merge(webhooks::router())
         .merge(runs::router())

@@ -19,8 +19,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
-    BadSignature, Conflict, Gone, InternalError, InvalidField, NotFound, OAuthError,
-    PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+    BadSignature, Conflict, Gone, InternalError, InvalidField, NotConfigured, NotFound, OAuthError,
+    PayloadTooLarge, ProviderFailed, TooManyRequests, Unauthorized, Unavailable,
+    UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
@@ -37,8 +38,9 @@ pub const DOCS_PATH: &str = "/docs";
 /// "Successful Response" descriptions) appears to use: clients generated from either agree.
 pub const OAUTH2_PASSWORD: &str = "OAuth2PasswordBearer";
 
-/// Tags: the seed API's one section, the endpoints it does not describe, and the run extensions.
+/// Tags: the seed API's one section, and what the engine serves beyond it.
 pub const TRIGGERS: &str = "Triggers";
+pub const CONNECTIONS: &str = "Connections";
 pub const AUTH: &str = "Authentication";
 pub const OPERATIONS: &str = "Operations";
 pub const RUNS: &str = "Runs";
@@ -71,11 +73,16 @@ pub const RUNS: &str = "Runs";
             OAuthError,
             TooManyRequests,
             InternalError,
-            Unavailable
+            Unavailable,
+            ProviderFailed,
+            NotConfigured
         )
     ),
     tags(
         (name = TRIGGERS, description = "Triggers and the native trigger catalogue."),
+        (name = CONNECTIONS, description = "Credentials for providers, which triggers name by \
+            `connection_id` (beyond the seed API). Credentials are write-only: stored encrypted, \
+            never answered."),
         (name = AUTH, description = "Access tokens for the trigger endpoints."),
         (name = OPERATIONS, description = "For load balancers, orchestrators and monitoring."),
         (name = RUNS, description = "Each firing of a trigger and its delivery to the executor \

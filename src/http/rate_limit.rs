@@ -185,6 +185,9 @@ mod tests {
             api_rate_per_second: per(100),
             api_burst: per(200),
             ready_max_lag: 1000,
+            encryption_key: None,
+            public_url: None,
+            typeform_api_url: "https://api.typeform.com".parse().unwrap(),
             ..ServeConfig::from_env()
         }
     }

@@ -1,6 +1,7 @@
 //! The trigger endpoints of the Triggers API. Writes go through the aggregate as commands; reads
 //! come from the trigger read model. A trigger of another organisation is answered exactly like
-//! one that does not exist.
+//! one that does not exist. Enable, disable and delete go through [`crate::registration`], which
+//! first changes the webhook the engine keeps at the provider for triggers that have one.
 //!
 //! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document, and `routes!` registers
 //! the handler under that same path and method, so the document and the router cannot disagree.
@@ -21,8 +22,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotFound, PayloadTooLarge, TooManyRequests,
-    Unauthorized, UnsupportedMediaType,
+    Conflict, InternalError, InvalidField, NotConfigured, NotFound, PayloadTooLarge,
+    ProviderFailed, TooManyRequests, Unauthorized, UnsupportedMediaType,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
@@ -148,7 +149,8 @@ impl From<TriggerView> for Trigger {
 /// Create Trigger
 ///
 /// Creates a disabled trigger in the project; `POST /triggers/{project_trigger_id}/enable` starts
-/// it. The answer comes once reads show the new trigger.
+/// it. The answer comes once reads show the new trigger. `connection_id`, when given, must be one
+/// of the organisation's connections for the same provider; Typeform triggers need one.
 #[utoipa::path(
     post,
     path = "/projects/{project_id}/triggers",
@@ -198,6 +200,15 @@ async fn create(
     definition
         .validate_config(body.trigger_config.as_ref())
         .map_err(|error| ApiError::invalid(error.field, error.reason))?;
+    state
+        .registration
+        .validate_new_trigger(
+            caller.org_id,
+            &body.provider_id,
+            &body.trigger_id,
+            body.connection_id,
+        )
+        .await?;
     let id = Uuid::new_v4();
     let action = TriggerAction::CreateTrigger(NewTrigger {
         project_trigger_id: id,
@@ -307,6 +318,8 @@ async fn one(
 /// Delete Trigger
 ///
 /// Deletes the trigger for good: it stops firing and reads no longer show it. The answer comes once reads show the change.
+/// A trigger whose webhook the engine registered at its provider (Typeform) has it removed there
+/// first; if the provider refuses, the answer is 502 and the trigger is not deleted.
 #[utoipa::path(
     delete,
     path = "/triggers/{project_trigger_id}",
@@ -322,6 +335,8 @@ async fn one(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 502, response = ProviderFailed),
+        (status = 503, response = NotConfigured),
     )
 )]
 async fn delete(
@@ -330,20 +345,17 @@ async fn delete(
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    run(
-        &state,
-        &caller,
-        id,
-        TriggerAction::DeleteTrigger,
-        &request_id,
-    )
-    .await?;
+    let executed = state.registration.delete(&caller, id, &request_id).await?;
+    state.commands.wait_until_visible(executed).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Enable Trigger
 ///
 /// Starts the trigger firing. Enabling an enabled trigger changes nothing. The answer comes once reads show the change.
+/// A Typeform trigger first has its webhook created on the form at Typeform, with its
+/// connection's token, and `webhook_data` then shows `{"form_id", "webhook_tag"}`; if Typeform
+/// refuses or cannot be reached, the answer is 502 and the trigger stays disabled.
 #[utoipa::path(
     post,
     path = "/triggers/{project_trigger_id}/enable",
@@ -359,6 +371,8 @@ async fn delete(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 502, response = ProviderFailed),
+        (status = 503, response = NotConfigured),
     )
 )]
 async fn enable(
@@ -367,20 +381,16 @@ async fn enable(
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    run(
-        &state,
-        &caller,
-        id,
-        TriggerAction::EnableTrigger,
-        &request_id,
-    )
-    .await?;
+    let executed = state.registration.enable(&caller, id, &request_id).await?;
+    state.commands.wait_until_visible(executed).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Disable Trigger
 ///
 /// Stops the trigger firing. Disabling a disabled trigger changes nothing. The answer comes once reads show the change.
+/// A trigger whose webhook the engine registered at its provider (Typeform) has it removed there
+/// first; if the provider refuses, the answer is 502 and the trigger stays enabled.
 #[utoipa::path(
     post,
     path = "/triggers/{project_trigger_id}/disable",
@@ -396,6 +406,8 @@ async fn enable(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 502, response = ProviderFailed),
+        (status = 503, response = NotConfigured),
     )
 )]
 async fn disable(
@@ -404,14 +416,8 @@ async fn disable(
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    run(
-        &state,
-        &caller,
-        id,
-        TriggerAction::DisableTrigger,
-        &request_id,
-    )
-    .await?;
+    let executed = state.registration.disable(&caller, id, &request_id).await?;
+    state.commands.wait_until_visible(executed).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

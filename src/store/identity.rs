@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{parse_id, Store, StoreError};
 
 /// A user to insert: the email already normalised, the password already hashed.
 pub struct NewUser<'a> {
@@ -195,8 +195,4 @@ impl Store {
             Ok(true)
         })
     }
-}
-
-fn parse_id(text: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(text).map_err(|error| StoreError::Corrupt(format!("id `{text}`: {error}")))
 }

@@ -11,8 +11,10 @@
 //! - [`views`]: projecting into read models with their checkpoints; the trigger read model.
 //! - [`run_views`]: the run read model: a trigger's runs, and the executors' queue of due runs.
 //! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
+//! - [`connections`]: connections to providers, their credentials sealed (a plain table).
 
 mod appender;
+pub mod connections;
 pub mod identity;
 pub mod log;
 pub mod run_views;
@@ -105,6 +107,12 @@ macro_rules! on_pool {
             }
         }
     };
+}
+
+/// An id column (UUIDs are stored as text) read back.
+fn parse_id(text: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("id `{text}`: {error}")))
 }
 
 /// How long a connection waits for a lock before failing: SQLite's single writer and PostgreSQL's

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use trigger_engine::app::App;
 use trigger_engine::commands::Commands;
 use trigger_engine::config::{ServeConfig, StoreConfig};
+use trigger_engine::connections::{Connections, EncryptionKey};
 use trigger_engine::identity::Identity;
 use trigger_engine::projector::ProjectionHandle;
 use trigger_engine::store::Store;
@@ -152,6 +153,11 @@ fn init_logs() {
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// The key every test engine seals connections' credentials with.
+pub fn test_encryption_key() -> EncryptionKey {
+    EncryptionKey::from_bytes([0x5e; 32])
+}
+
 /// A running engine on 127.0.0.1 with a free port.
 pub struct TestApp {
     pub address: String,
@@ -159,6 +165,7 @@ pub struct TestApp {
     pub commands: Commands,
     pub projections: ProjectionHandle,
     pub identity: Identity,
+    pub connections: Connections,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -183,6 +190,10 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         api_rate_per_second: generous,
         api_burst: generous,
         ready_max_lag: 1_000,
+        encryption_key: Some(test_encryption_key()),
+        public_url: Some("https://engine.example.com".parse().unwrap()),
+        // Nothing listens there: a test that reaches Typeform starts its own (`typeform.rs`).
+        typeform_api_url: "http://127.0.0.1:9".parse().unwrap(),
         webhook_rate_per_second: generous,
         webhook_burst: generous,
         ..ServeConfig::from_env()
@@ -192,11 +203,12 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         .await
         .expect("building the engine");
     let address = format!("http://{}", app.local_addr());
-    let (store, commands, projections, identity) = (
+    let (store, commands, projections, identity, connections) = (
         app.store.clone(),
         app.commands.clone(),
         app.projections.clone(),
         app.identity.clone(),
+        app.connections.clone(),
     );
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
@@ -208,6 +220,7 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         commands,
         projections,
         identity,
+        connections,
         http: reqwest::Client::new(),
         stop: Some(stop),
         server: Some(server),
@@ -398,6 +411,31 @@ pub fn advance(seen: Option<u64>, next: u64) -> TriggerAction {
         seen: seen.map(|n| serde_json::json!({"last_processed_event_id": n.to_string()})),
         next: serde_json::json!({"last_processed_event_id": next.to_string()}),
     }
+}
+
+/// Checks that `response` is a problem document with `status`, naming `field` when given;
+/// returns it.
+pub async fn expect_problem(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+    field: Option<&str>,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], status.as_u16());
+    assert!(
+        problem["type"].is_string()
+            && problem["title"].is_string()
+            && problem["detail"].is_string()
+    );
+    if let Some(field) = field {
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    problem
 }
 
 /// Polls `check` until it is true, failing the test after `seconds`: for conditions that live in

@@ -4,7 +4,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{
+    expect_problem, spawn_app, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
 
 crate::on_every_store!(
     it_should_run_a_trigger_through_its_whole_lifecycle,
@@ -202,29 +204,6 @@ async fn it_should_hide_one_organisations_triggers_from_another(db: TestDb) {
         "the stranger changed nothing"
     );
     app.shutdown().await;
-}
-
-async fn expect_problem(
-    response: reqwest::Response,
-    status: StatusCode,
-    field: Option<&str>,
-) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let problem = json_of(response).await;
-    assert_eq!(problem["status"], status.as_u16());
-    assert!(
-        problem["type"].is_string()
-            && problem["title"].is_string()
-            && problem["detail"].is_string()
-    );
-    if let Some(field) = field {
-        assert_eq!(problem["field"], field, "{problem}");
-    }
-    problem
 }
 
 async fn it_should_answer_bad_requests_with_problems_and_write_nothing(db: TestDb) {

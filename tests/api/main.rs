@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod connections;
 mod durability;
 mod executor;
 mod health;
@@ -14,4 +15,5 @@ mod operations;
 mod ordering;
 mod projections;
 mod streams;
+mod typeform;
 mod webhooks;

@@ -31,7 +31,8 @@ const WEBHOOKS: &str = "/v1/webhooks/{webhook_id}";
 const SCHEME: &str = "OAuth2PasswordBearer";
 
 /// Every operation the engine serves: method, path, operation id, summary (the seed's title where
-/// the seed has the endpoint), and whether it needs a token.
+/// the seed has the endpoint), and whether it needs a token. The connection endpoints are beyond
+/// the seed, which names `connection_id` but not the resource.
 const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     (
         "post",
@@ -102,6 +103,27 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "get_specific_trigger_from_provider",
         "Get Specific Trigger From Provider",
         false,
+    ),
+    (
+        "get",
+        "/connections",
+        "get_connections",
+        "Get Connections",
+        true,
+    ),
+    (
+        "post",
+        "/connections",
+        "create_connection",
+        "Create Connection",
+        true,
+    ),
+    (
+        "delete",
+        "/connections/{connection_id}",
+        "delete_connection",
+        "Delete Connection",
+        true,
     ),
     (
         "post",
@@ -278,10 +300,11 @@ async fn it_should_serve_an_openapi_3_1_document_of_every_route(db: TestDb) {
         let concrete = path
             .replace("{project_id}", "p1")
             .replace("{project_trigger_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{provider_id}", "rss")
+            .replace("{trigger_id}", "on_new_item")
             .replace("{run_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{webhook_id}", &uuid::Uuid::new_v4().to_string())
-            .replace("{provider_id}", "rss")
-            .replace("{trigger_id}", "on_new_item");
+            .replace("{connection_id}", &uuid::Uuid::new_v4().to_string());
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app
             .request(method.clone(), &concrete, &session)
@@ -376,17 +399,23 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "delete",
             "/triggers/{project_trigger_id}",
-            &["204", "401", "404", "409", "422", "429", "500"],
+            &[
+                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+            ],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/enable",
-            &["204", "401", "404", "409", "422", "429", "500"],
+            &[
+                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+            ],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/disable",
-            &["204", "401", "404", "409", "422", "429", "500"],
+            &[
+                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+            ],
         ),
         (
             "get",
@@ -397,6 +426,17 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "get",
             "/providers/{provider_id}/triggers/{trigger_id}",
             &["200", "404", "422"],
+        ),
+        ("get", "/connections", &["200", "401", "429", "500"]),
+        (
+            "post",
+            "/connections",
+            &["201", "401", "413", "415", "422", "429", "500", "503"],
+        ),
+        (
+            "delete",
+            "/connections/{connection_id}",
+            &["204", "401", "404", "409", "422", "429", "500"],
         ),
         (
             "post",
@@ -478,9 +518,10 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "{method} {path}: 429"
         );
     }
-    let created =
-        &operation(&document, "post", "/projects/{project_id}/triggers")["responses"]["201"];
-    assert!(created["headers"]["Location"].is_object());
+    for path in ["/projects/{project_id}/triggers", "/connections"] {
+        let created = &operation(&document, "post", path)["responses"]["201"];
+        assert!(created["headers"]["Location"].is_object(), "{path}");
+    }
     app.shutdown().await;
 }
 
@@ -786,6 +827,78 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         missing,
     )
     .await;
+
+    // Connections: the credentials are write-only, so the schemas say so and answers lack them.
+    let create_connection = schema(&document, "CreateConnection");
+    assert_eq!(
+        create_connection["required"],
+        json!(["provider_id", "name", "credentials"])
+    );
+    assert_eq!(
+        create_connection["properties"]["credentials"]["writeOnly"],
+        true
+    );
+    let connection_fields: BTreeSet<String> = [
+        "connection_id",
+        "org_id",
+        "provider_id",
+        "name",
+        "created_at",
+        "created_by",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(
+        property_names(schema(&document, "Connection")),
+        connection_fields
+    );
+    let connections = "/connections";
+    let connection = json!({
+        "provider_id": "typeform",
+        "name": "Forms",
+        "credentials": {"access_token": "tfp_documented"}
+    });
+    let created = app
+        .request(Method::POST, connections, &session)
+        .json(&connection)
+        .send()
+        .await
+        .unwrap();
+    let created = assert_documented(&document, "post", connections, created).await;
+    assert_eq!(keys(&created), connection_fields);
+    let invalid = app
+        .request(Method::POST, connections, &session)
+        .json(&json!({"provider_id": "typeform", "name": "Forms", "credentials": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_documented(&document, "post", connections, invalid).await["field"],
+        "credentials"
+    );
+    let listed = app
+        .request(Method::GET, connections, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_documented(&document, "get", connections, listed).await;
+    let one_connection = "/connections/{connection_id}";
+    let here = format!(
+        "/connections/{}",
+        created["connection_id"].as_str().unwrap()
+    );
+    let deleted = app
+        .request(Method::DELETE, &here, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_documented(&document, "delete", one_connection, deleted).await;
+    let gone = app
+        .request(Method::DELETE, &here, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_documented(&document, "delete", one_connection, gone).await;
 
     // The whole catalogue, and what is not in it.
     let providers = "/providers/{provider_id}/triggers";

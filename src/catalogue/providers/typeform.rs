@@ -1,5 +1,6 @@
 //! Typeform: form responses delivered by a webhook on the form, signed with the secret set on
-//! that webhook (`Typeform-Signature`).
+//! that webhook (`Typeform-Signature`). The engine creates that webhook itself when the trigger
+//! is enabled, with the trigger's connection (see `crate::registration`).
 
 use serde_json::json;
 
@@ -25,12 +26,15 @@ pub(super) fn provider() -> Provider {
                         "writeOnly": true,
                     },
                     "form_id": {
-                        "description": "Only responses to this form (the id in its URL, e.g. lT4Z3j).",
+                        "description": "The form whose responses fire the trigger (the id in its URL, e.g. lT4Z3j). On enable the engine creates a webhook on this form at Typeform, with the trigger's connection.",
                         "type": "string",
-                        "minLength": 1,
+                        "pattern": "^[A-Za-z0-9]+$",
+                        "examples": ["lT4Z3j"],
                     },
                 },
-                "required": ["signing_secret"],
+                // `form_id` because Typeform webhooks live on one form: there is nothing to
+                // register without it.
+                "required": ["signing_secret", "form_id"],
             })),
             sample_payload: json!({
                 "event_id": "01JNBX6Q2P8Y3V4W5Z6A7B8C9D",
