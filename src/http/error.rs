@@ -28,6 +28,9 @@ pub enum ApiError {
     /// sender proves itself by signing, not with a token).
     #[error("{0}")]
     BadSignature(String),
+    /// 401 for an API key in a path that is not one of that organisation's keys.
+    #[error("invalid API key")]
+    InvalidApiKey,
     /// 404: no such resource, or one that belongs to another organisation (indistinguishable).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -83,7 +86,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized(_) | Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::BadSignature(_) | Self::InvalidApiKey => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -104,6 +109,7 @@ impl ApiError {
         match self {
             Self::Unauthorized(_) => "/problems/unauthorized",
             Self::BadSignature(_) => "/problems/bad-signature",
+            Self::InvalidApiKey => "/problems/invalid-api-key",
             Self::NotFound(_) => "/problems/not-found",
             Self::Gone(_) => "/problems/gone",
             Self::Conflict(_) => "/problems/conflict",
@@ -240,6 +246,11 @@ pub mod responses {
     #[derive(ToResponse)]
     #[response(content_type = "application/problem+json")]
     pub struct BadSignature(pub Problem);
+
+    /// The API key in the path is not one of the organisation's keys. Nothing was recorded.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct InvalidApiKey(pub Problem);
 
     /// The trigger was deleted: the sender should stop delivering to this URL.
     #[derive(ToResponse)]

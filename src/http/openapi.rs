@@ -19,9 +19,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
-    BadSignature, Conflict, Gone, InternalError, InvalidField, NotConfigured, NotFound, OAuthError,
-    PayloadTooLarge, ProviderFailed, TooManyRequests, Unauthorized, Unavailable,
-    UnsupportedMediaType,
+    BadSignature, Conflict, Gone, InternalError, InvalidApiKey, InvalidField, NotConfigured,
+    NotFound, OAuthError, PayloadTooLarge, ProviderFailed, TooManyRequests, Unauthorized,
+    Unavailable, UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
@@ -64,6 +64,7 @@ pub const RUNS: &str = "Runs";
         responses(
             Unauthorized,
             BadSignature,
+            InvalidApiKey,
             NotFound,
             Gone,
             Conflict,

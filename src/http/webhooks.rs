@@ -9,9 +9,9 @@
 use aggregates::event::Stamp;
 use aggregates::{Actor, Firing, RunCause, TriggerRecord, TriggerStatus};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -21,7 +21,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::responses::{
-    BadSignature, Gone, InternalError, InvalidField, NotFound, PayloadTooLarge, TooManyRequests,
+    BadSignature, Gone, InternalError, InvalidApiKey, InvalidField, NotFound, PayloadTooLarge,
+    TooManyRequests,
 };
 use super::error::ApiError;
 use super::extract::ApiPath;
@@ -32,8 +33,13 @@ use crate::runs::Fired;
 use crate::webhooks::inbound::{self, idempotency_key, Refusal, Target, Verdict};
 use crate::webhooks::signatures;
 
+// The key URL is served on purpose: its handler is `#[deprecated]` so that utoipa marks the
+// operation deprecated in the document.
+#[allow(deprecated)]
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(receive))
+    OpenApiRouter::new()
+        .routes(routes!(receive))
+        .routes(routes!(receive_with_api_key))
 }
 
 /// Webhook Handler
@@ -77,10 +83,7 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(super::BODY_LIMIT),
-        _ => ApiError::invalid("body", rejection.body_text()),
-    })?;
+    let body = raw_body(body)?;
     let delivery = Delivery {
         state: &state,
         request_id: &request_id,
@@ -98,6 +101,117 @@ async fn receive(
     }
 }
 
+/// The legacy query of the deprecated key URL: when given, each must name the trigger's own.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LegacyTriggerQuery {
+    /// The trigger's `trigger_id` (e.g. `on_request`); another one is refused.
+    trigger_id: Option<String>,
+    /// The trigger's `provider_id` (e.g. `webhook`); another one is refused.
+    provider_id: Option<String>,
+}
+
+/// Webhook Trigger
+///
+/// Deprecated: use `POST /v1/webhooks/{webhook_id}`. Fires the trigger with the request body as
+/// its payload (JSON, or text), authorised by an API key of the organisation in the path
+/// (`trigger-engine admin create-api-key`). An `Idempotency-Key` header makes a repeated request
+/// fire once. Answers carry `Deprecation: true` and a `Link` to the successor URL.
+#[utoipa::path(
+    post,
+    path = "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
+    operation_id = "webhook_trigger",
+    tag = super::openapi::TRIGGERS,
+    params(
+        ("org_id" = Uuid, Path, description = "The trigger's organisation."),
+        ("project_trigger_id" = Uuid, Path, description = "The trigger to fire."),
+        ("api_key" = String, Path, description = "An API key of the organisation."),
+        LegacyTriggerQuery,
+    ),
+    request_body(content = Object, description = "The payload to fire the trigger with.",
+        content_type = "application/json"),
+    responses(
+        (status = 204, description = "Fired (once per `Idempotency-Key`).",
+            headers(("Deprecation" = String, description = "`true`: this URL is deprecated"),
+                ("Link" = String, description = "The successor: `</v1/webhooks/{project_trigger_id}>; rel=\"successor-version\"`"))),
+        (status = 401, response = InvalidApiKey),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
+#[deprecated = "use POST /v1/webhooks/{webhook_id}"]
+#[tracing::instrument(skip_all, fields(trigger = %id))]
+async fn receive_with_api_key(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ApiPath((org_id, id, api_key)): ApiPath<(Uuid, Uuid, String)>,
+    query: Result<Query<LegacyTriggerQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+    let body = raw_body(body)?;
+    let key_id = state
+        .identity
+        .verify_api_key(org_id, &api_key)
+        .await
+        .map_err(|error| match error {
+            crate::identity::IdentityError::InvalidApiKey => ApiError::InvalidApiKey,
+            other => ApiError::from(other),
+        })?;
+    let delivery = Delivery {
+        state: &state,
+        request_id: &request_id,
+        headers: &headers,
+        body: &body,
+        now: Utc::now(),
+    };
+    let record = delivery.live_trigger(id).await?;
+    if record.org_id != org_id {
+        return Err(ApiError::NotFound("trigger"));
+    }
+    for (field, given, actual) in [
+        ("trigger_id", &query.trigger_id, &record.trigger_id),
+        ("provider_id", &query.provider_id, &record.provider_id),
+    ] {
+        if given.as_ref().is_some_and(|given| given != actual) {
+            return Err(ApiError::invalid(
+                field,
+                format!("the trigger's {field} is `{actual}`"),
+            ));
+        }
+    }
+    let payload =
+        inbound::any_body(&body).map_err(|refusal| delivery.refused("api_key", refusal))?;
+    let verdict = Verdict::Fire {
+        key: idempotency_key(&headers),
+        payload,
+    };
+    let mut response = delivery
+        .act(&record, verdict, Actor::ApiKey(key_id))
+        .await?;
+    let headers = response.headers_mut();
+    headers.insert("deprecation", HeaderValue::from_static("true"));
+    if let Ok(link) =
+        HeaderValue::from_str(&format!("</v1/webhooks/{id}>; rel=\"successor-version\""))
+    {
+        headers.insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+fn raw_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(super::BODY_LIMIT),
+        _ => ApiError::invalid("body", rejection.body_text()),
+    })
+}
+
 /// One inbound request, while it is handled.
 struct Delivery<'a> {
     state: &'a AppState,
@@ -109,21 +223,7 @@ struct Delivery<'a> {
 
 impl Delivery<'_> {
     async fn to_trigger(&self, id: Uuid) -> Result<Response, ApiError> {
-        let view = self
-            .state
-            .store
-            .trigger_view(id)
-            .await?
-            .ok_or(ApiError::NotFound("trigger"))?;
-        let record = view.record;
-        // Deleted is final (410 tells a provider to stop); disabled may come back, so the
-        // provider should keep its delivery and retry (404).
-        if record.is_deleted() {
-            return Err(ApiError::Gone("trigger"));
-        }
-        if record.status != TriggerStatus::Enabled {
-            return Err(ApiError::NotFound("enabled trigger"));
-        }
+        let record = self.live_trigger(id).await?;
         self.state.rate_limits.check_webhook(id)?;
         let definition = Catalogue::builtin()
             .find(&record.provider_id, &record.trigger_id)
@@ -138,7 +238,26 @@ impl Delivery<'_> {
         };
         let verdict = inbound::judge(&target, self.headers, self.body, self.now)
             .map_err(|refusal| self.refused(&record.provider_id, refusal))?;
-        self.act(&record, verdict).await
+        self.act(&record, verdict, Actor::system("webhook")).await
+    }
+
+    /// The enabled trigger `id`. Deleted is final (410 tells a provider to stop); disabled may
+    /// come back, so the provider should keep its delivery and retry (404).
+    async fn live_trigger(&self, id: Uuid) -> Result<TriggerRecord, ApiError> {
+        let view = self
+            .state
+            .store
+            .trigger_view(id)
+            .await?
+            .ok_or(ApiError::NotFound("trigger"))?;
+        let record = view.record;
+        if record.is_deleted() {
+            return Err(ApiError::Gone("trigger"));
+        }
+        if record.status != TriggerStatus::Enabled {
+            return Err(ApiError::NotFound("enabled trigger"));
+        }
+        Ok(record)
     }
 
     /// Slack's Events API for the app: one signature with the app's secret, then every enabled
@@ -200,7 +319,7 @@ impl Delivery<'_> {
                         .check_webhook(record.project_trigger_id)
                         .is_ok()
                     {
-                        self.act(&record, verdict).await?;
+                        self.act(&record, verdict, Actor::system("webhook")).await?;
                     } else {
                         tracing::warn!(trigger = %record.project_trigger_id,
                             "app delivery over the trigger's rate limit; not fired");
@@ -213,7 +332,12 @@ impl Delivery<'_> {
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 
-    async fn act(&self, record: &TriggerRecord, verdict: Verdict) -> Result<Response, ApiError> {
+    async fn act(
+        &self,
+        record: &TriggerRecord,
+        verdict: Verdict,
+        actor: Actor,
+    ) -> Result<Response, ApiError> {
         let Verdict::Fire { key, payload } = verdict else {
             if let Verdict::Ignore(reason) = &verdict {
                 tracing::debug!(reason, "delivery acknowledged without firing");
@@ -238,7 +362,7 @@ impl Delivery<'_> {
         };
         let stamp = Stamp {
             at: self.now,
-            by: Actor::system("webhook"),
+            by: actor,
         };
         let fired = self
             .state

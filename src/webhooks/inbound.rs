@@ -214,7 +214,7 @@ pub fn json(body: &[u8]) -> Result<Value, Refusal> {
 }
 
 /// A generic request's payload: its JSON, or its text as a JSON string when it is not JSON.
-fn any_body(body: &[u8]) -> Result<Value, Refusal> {
+pub fn any_body(body: &[u8]) -> Result<Value, Refusal> {
     if let Ok(value) = serde_json::from_slice(body) {
         return Ok(value);
     }

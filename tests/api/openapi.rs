@@ -4,7 +4,6 @@
 //!
 //! Paths of the seed API (`shared/spec/triggers-api.txt`) that the engine does not serve yet, and
 //! so the document rightly leaves out (they come with a later issue):
-//! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}` (deprecated)
 //! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}` (deprecated)
 //! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}` (deprecated)
 
@@ -152,6 +151,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "retry_run",
         "Retry Run",
         true,
+    ),
+    (
+        "post",
+        "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
+        "webhook_trigger",
+        "Webhook Trigger",
+        false,
     ),
     ("get", "/healthz", "health", "Health", false),
     ("get", "/readyz", "readiness", "Readiness", false),
@@ -304,6 +310,8 @@ async fn it_should_serve_an_openapi_3_1_document_of_every_route(db: TestDb) {
             .replace("{trigger_id}", "on_new_item")
             .replace("{run_id}", &uuid::Uuid::new_v4().to_string())
             .replace("{webhook_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{org_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{api_key}", "te_not-a-key")
             .replace("{connection_id}", &uuid::Uuid::new_v4().to_string());
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app
@@ -460,6 +468,11 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "/runs/{run_id}/retry",
             &["202", "401", "404", "409", "422", "429", "500"],
         ),
+        (
+            "post",
+            "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
+            &["204", "401", "404", "410", "413", "422", "429", "500"],
+        ),
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),
         ("get", "/metrics", &["200", "500"]),
@@ -495,7 +508,7 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
                 );
             }
             // A webhook sender proves itself by its signature, not a bearer token: no challenge.
-            if status == "401" && *path != WEBHOOKS {
+            if status == "401" && *path != WEBHOOKS && !path.contains("/key/") {
                 let challenge = &response["headers"]["WWW-Authenticate"];
                 assert!(
                     challenge["description"]
@@ -510,7 +523,10 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
     // The rate limits: per organisation on every operation that takes a token, per client address
     // and username on the token endpoint, per trigger on webhooks; nothing else is limited.
     for (method, path, _, _, needs_token) in OPERATIONS {
-        let limited = *needs_token || *path == "/token" || *path == WEBHOOKS;
+        let limited = *needs_token
+            || *path == "/token"
+            || *path == WEBHOOKS
+            || path.ends_with("/webhook/key/{api_key}");
         let responses = &operation(&document, method, path)["responses"];
         assert_eq!(
             responses.get("429").is_some(),
@@ -518,6 +534,15 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "{method} {path}: 429"
         );
     }
+    let legacy = operation(
+        &document,
+        "post",
+        "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
+    );
+    assert_eq!(
+        legacy["deprecated"], true,
+        "the key URL is marked deprecated"
+    );
     for path in ["/projects/{project_id}/triggers", "/connections"] {
         let created = &operation(&document, "post", path)["responses"]["201"];
         assert!(created["headers"]["Location"].is_object(), "{path}");

@@ -25,6 +25,7 @@ crate::on_every_store!(
     it_should_route_a_slack_app_event_to_every_matching_trigger,
     it_should_route_a_github_app_delivery_by_repository,
     it_should_limit_deliveries_per_trigger,
+    it_should_fire_through_the_deprecated_api_key_url_and_say_it_is_deprecated,
 );
 
 const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
@@ -578,4 +579,81 @@ async fn it_should_limit_deliveries_per_trigger(db: TestDb) {
         StatusCode::NO_CONTENT
     );
     assert_eq!(app.runs_of(limited).await.len(), 2);
+}
+
+async fn it_should_fire_through_the_deprecated_api_key_url_and_say_it_is_deprecated(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let org = app.identity.create_org("legacy").await.unwrap();
+    let (_, key) = app.identity.create_api_key(org).await.unwrap();
+    let other_org = app.identity.create_org("other").await.unwrap();
+    let (_, other_key) = app.identity.create_api_key(other_org).await.unwrap();
+    let trigger = app
+        .enabled_trigger(org, "webhook", "on_request", json!({}))
+        .await;
+    let url = |org: Uuid, key: &str| {
+        format!(
+            "{}/organizations/{org}/triggers/{trigger}/webhook/key/{key}",
+            app.address
+        )
+    };
+    let post = |url: String| {
+        app.http
+            .post(url)
+            .header("idempotency-key", "legacy-1")
+            .json(&json!({"hello": "world"}))
+            .send()
+    };
+    let head = app.store.head().await.unwrap();
+    for (case, url, status) in [
+        (
+            "a wrong key",
+            url(org, "te_not-a-key"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another organisation's key",
+            url(org, &other_key),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another organisation's trigger",
+            url(other_org, &other_key),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let response = post(url).await.unwrap();
+        assert_eq!(response.status(), status, "{case}");
+    }
+    let wrong_kind = app
+        .http
+        .post(format!("{}?provider_id=stripe", url(org, &key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_kind.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.store.head().await.unwrap(), head, "nothing fired");
+
+    for _ in 0..2 {
+        let response = post(format!(
+            "{}?provider_id=webhook&trigger_id=on_request",
+            url(org, &key)
+        ))
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(response.headers()["deprecation"], "true");
+        assert_eq!(
+            response.headers()["link"],
+            format!("</v1/webhooks/{trigger}>; rel=\"successor-version\"").as_str()
+        );
+    }
+    let runs = app.runs_of(trigger).await;
+    assert_eq!(runs.len(), 1, "one Idempotency-Key, one run");
+    assert_eq!(runs[0].record.firing.payload, json!({"hello": "world"}));
+    let history = app
+        .store
+        .stream_history("run", &runs[0].record.run_id.to_string())
+        .await
+        .unwrap();
+    assert!(history[0].meta("actor").unwrap().starts_with("api_key:"));
 }
