@@ -10,6 +10,8 @@
 //! - [`record`]: the trigger's fields as every reader sees them ([`TriggerRecord`]).
 //! - [`trigger`]: the aggregate ([`Trigger`]) that decides commands and applies events.
 //! - [`run`]: the run aggregate ([`Run`]): one firing, its attempts, success or dead letter.
+//! - [`schedule`]: when a schedule fires ([`Schedule`]): cron in a time zone, interval, one-off,
+//!   and what daylight-saving changes do to a slot.
 //! - [`error`]: why a command was refused ([`TriggerError`]).
 
 pub mod actor;
@@ -18,6 +20,7 @@ pub mod error;
 pub mod event;
 pub mod record;
 pub mod run;
+pub mod schedule;
 pub mod trigger;
 
 pub use actor::Actor;
@@ -28,4 +31,5 @@ pub use record::{TriggerRecord, TriggerStatus};
 pub use run::{
     run_id, Firing, Run, RunCause, RunCommand, RunError, RunEvent, RunRecord, RunStatus,
 };
+pub use schedule::{DstNote, Schedule, ScheduleError, Slot};
 pub use trigger::Trigger;
