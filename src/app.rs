@@ -21,6 +21,7 @@ use crate::identity::Identity;
 use crate::projector::{self, ProjectionHandle};
 use crate::registration::Registration;
 use crate::runs::Runs;
+use crate::scheduler::{self, Membership};
 use crate::store::Store;
 
 /// A built engine, listening but not yet serving: tests read its address and reach its parts.
@@ -40,6 +41,8 @@ pub struct App {
     stop: CancellationToken,
     projector: tokio::task::JoinHandle<()>,
     executor: Option<tokio::task::JoinHandle<()>>,
+    scheduler: tokio::task::JoinHandle<()>,
+    membership: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -94,6 +97,20 @@ impl App {
         });
         let rate_limits = RateLimits::new(serve);
         rate_limits.spawn_forgetting(stop.clone());
+        let (nodes, membership) = Membership::join(
+            store.clone(),
+            std::time::Duration::from_secs(serve.node_lease_seconds),
+            stop.clone(),
+        )
+        .await
+        .context("joining the engine processes")?;
+        let scheduler = scheduler::spawn(
+            store.clone(),
+            runs.clone(),
+            projections.clone(),
+            nodes,
+            stop.clone(),
+        );
         let executor = executor_settings(&serve.executor)?.map(|settings| {
             executor::spawn(
                 store.clone(),
@@ -122,6 +139,8 @@ impl App {
             stop,
             projector,
             executor,
+            scheduler,
+            membership,
         })
     }
 
@@ -159,6 +178,10 @@ impl App {
             .await
             .context("serving HTTP")?;
         self.stop.cancel();
+        self.scheduler.await.context("stopping the scheduler")?;
+        self.membership
+            .await
+            .context("leaving the engine processes")?;
         if let Some(executor) = self.executor {
             executor.await.context("stopping the executor")?;
         }

@@ -169,6 +169,12 @@ pub struct ServeConfig {
     )]
     pub typeform_api_url: Url,
 
+    /// Seconds after its last heartbeat that an engine process counts as gone, and the others
+    /// take over its schedules. Processes beat every third of it; shorter hands work over sooner
+    /// after a crash, at the cost of a heartbeat write more often.
+    #[arg(long, env = "TRIGGER_ENGINE_NODE_LEASE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_lease_seconds: u64,
+
     #[command(flatten)]
     pub executor: ExecutorConfig,
 }

@@ -17,6 +17,7 @@
 //! - [`webhooks`]: verifying providers' webhook signatures and judging what a delivery fires.
 //! - [`runs`]: recording firings (deduplicated by cause) and run transitions.
 //! - [`executor`]: takes due runs, claims one attempt at a time, delivers, records the outcome.
+//! - [`scheduler`]: fires schedule triggers on their slots, shared among engine processes.
 //! - [`delivery`]: handing a run's attempt to the executor over signed HTTP, and retry backoff.
 
 pub mod app;
@@ -33,5 +34,6 @@ pub mod projector;
 pub mod rebuild;
 pub mod registration;
 pub mod runs;
+pub mod scheduler;
 pub mod store;
 pub mod webhooks;

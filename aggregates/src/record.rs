@@ -26,7 +26,8 @@ impl TriggerStatus {
     }
 }
 
-/// Everything the seed's Trigger record holds, plus the owning organisation and the deletion time.
+/// Everything the seed's Trigger record holds, plus the owning organisation, the deletion time and
+/// when it was last enabled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerRecord {
     pub project_trigger_id: Uuid,
@@ -44,6 +45,10 @@ pub struct TriggerRecord {
     pub updated_at: DateTime<Utc>,
     pub updated_by: Actor,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When the trigger was last enabled (`None` while it never was): where an interval
+    /// schedule starts counting. Absent from records folded before it existed, hence the default.
+    #[serde(default)]
+    pub enabled_at: Option<DateTime<Utc>>,
 }
 
 impl TriggerRecord {
@@ -77,12 +82,16 @@ impl TriggerRecord {
                 updated_at: stamp.at,
                 updated_by: stamp.by.clone(),
                 deleted_at: None,
+                enabled_at: None,
             });
         }
         let mut record = record?;
         match event {
             TriggerEvent::TriggerCreated { .. } => unreachable!("handled above"),
-            TriggerEvent::TriggerEnabled { .. } => record.status = TriggerStatus::Enabled,
+            TriggerEvent::TriggerEnabled { stamp } => {
+                record.status = TriggerStatus::Enabled;
+                record.enabled_at = Some(stamp.at);
+            }
             TriggerEvent::TriggerDisabled { .. } => record.status = TriggerStatus::Disabled,
             TriggerEvent::TriggerDeleted { stamp } => record.deleted_at = Some(stamp.at),
             TriggerEvent::TriggerConfigUpdated { trigger_config, .. } => {

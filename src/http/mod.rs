@@ -9,6 +9,7 @@
 //! - [`connections`]: the organisation's connections (credentials for providers), write-only.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`runs`]: a trigger's runs, retrying one, and its test samples.
+//! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
@@ -27,6 +28,7 @@ pub mod providers;
 pub mod rate_limit;
 pub mod request_id;
 pub mod runs;
+pub mod schedules;
 pub mod token;
 pub mod triggers;
 pub mod webhooks;
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(providers::router())
         .merge(webhooks::router())
         .merge(runs::router())
+        .merge(schedules::router())
         .merge(metrics::router())
         .split_for_parts();
     routes

@@ -156,14 +156,7 @@ async fn receive_with_api_key(
     let Query(query) =
         query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
     let body = raw_body(body)?;
-    let key_id = state
-        .identity
-        .verify_api_key(org_id, &api_key)
-        .await
-        .map_err(|error| match error {
-            crate::identity::IdentityError::InvalidApiKey => ApiError::InvalidApiKey,
-            other => ApiError::from(other),
-        })?;
+    let key_id = verify_org_key(&state, org_id, &api_key).await?;
     let delivery = Delivery {
         state: &state,
         request_id: &request_id,
@@ -195,14 +188,33 @@ async fn receive_with_api_key(
     let mut response = delivery
         .act(&record, verdict, Actor::ApiKey(key_id))
         .await?;
+    mark_deprecated(&mut response, &format!("/v1/webhooks/{id}"));
+    Ok(response)
+}
+
+/// The id of `api_key` when it is one of `org_id`'s keys; 401 otherwise.
+pub(super) async fn verify_org_key(
+    state: &AppState,
+    org_id: Uuid,
+    api_key: &str,
+) -> Result<Uuid, ApiError> {
+    state
+        .identity
+        .verify_api_key(org_id, api_key)
+        .await
+        .map_err(|error| match error {
+            crate::identity::IdentityError::InvalidApiKey => ApiError::InvalidApiKey,
+            other => ApiError::from(other),
+        })
+}
+
+/// Marks an answer of a deprecated URL as such (`Deprecation: true`), naming its successor.
+pub(super) fn mark_deprecated(response: &mut Response, successor: &str) {
     let headers = response.headers_mut();
     headers.insert("deprecation", HeaderValue::from_static("true"));
-    if let Ok(link) =
-        HeaderValue::from_str(&format!("</v1/webhooks/{id}>; rel=\"successor-version\""))
-    {
+    if let Ok(link) = HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
         headers.insert(header::LINK, link);
     }
-    Ok(response)
 }
 
 fn raw_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {

@@ -168,7 +168,23 @@ impl Registration {
         request_id: &str,
     ) -> Result<Executed, RegistrationError> {
         let enable = command(caller, TriggerAction::EnableTrigger);
-        let Some(record) = self.registering(caller.org_id, id).await? else {
+        let record = self.live_record(caller.org_id, id).await?;
+        if let Some(record) = record.as_ref().filter(|record| is_schedule(record)) {
+            if record.status == TriggerStatus::Enabled {
+                return Ok(Executed { position: None });
+            }
+            // The job is the scheduler's plan for this trigger: recorded with the enable so the
+            // trigger shows it has one, and when it first fires.
+            let job = json!({
+                "job_id": schedule_job_id(id),
+                "next_fire_at": next_fire_at(record, Utc::now()),
+            });
+            let record_job = command(caller, TriggerAction::RecordWebhook { webhook_data: job });
+            return self
+                .execute(caller, id, &[enable, record_job], request_id)
+                .await;
+        }
+        let Some(record) = record.filter(registers) else {
             return self.execute(caller, id, &[enable], request_id).await;
         };
         let webhook = FormWebhook {
@@ -242,9 +258,16 @@ impl Registration {
         request_id: &str,
     ) -> Result<Executed, RegistrationError> {
         let then = command(caller, action);
-        let registered = self
-            .registering(caller.org_id, id)
-            .await?
+        let record = self.live_record(caller.org_id, id).await?;
+        if record
+            .as_ref()
+            .is_some_and(|record| is_schedule(record) && record.webhook_data.is_some())
+        {
+            let clear = command(caller, TriggerAction::ClearWebhook);
+            return self.execute(caller, id, &[clear, then], request_id).await;
+        }
+        let registered = record
+            .filter(registers)
             .and_then(|record| Some((recorded_webhook(&record, id)?, record)));
         let Some((webhook, record)) = registered else {
             return self.execute(caller, id, &[then], request_id).await;
@@ -291,11 +314,10 @@ impl Registration {
             .await?)
     }
 
-    /// The trigger, when it is a live trigger of the organisation whose webhook the engine
-    /// registers. Read from its stream, not the read model, so the decision sees every write so
-    /// far. Anything else is `None`, and the plain command then answers as it always does
-    /// (not found, deleted...).
-    async fn registering(
+    /// The trigger, when it is a live trigger of the organisation. Read from its stream, not the
+    /// read model, so the decision sees every write so far. Anything else is `None`, and the
+    /// plain command then answers as it always does (not found, deleted...).
+    async fn live_record(
         &self,
         org_id: Uuid,
         id: Uuid,
@@ -306,11 +328,11 @@ impl Registration {
             .load::<aggregates::Trigger>(id)
             .await
             .map_err(CommandError::from)?;
-        Ok(loaded.state.record().cloned().filter(|record| {
-            record.org_id == org_id
-                && !record.is_deleted()
-                && registers_webhook(&record.provider_id, &record.trigger_id)
-        }))
+        Ok(loaded
+            .state
+            .record()
+            .cloned()
+            .filter(|record| record.org_id == org_id && !record.is_deleted()))
     }
 
     /// Where the provider delivers the trigger's events: `{public_url}/v1/webhooks/{id}`.
@@ -363,6 +385,28 @@ impl Registration {
                 ))
             })
     }
+}
+
+fn registers(record: &TriggerRecord) -> bool {
+    registers_webhook(&record.provider_id, &record.trigger_id)
+}
+
+fn is_schedule(record: &TriggerRecord) -> bool {
+    record.provider_id == crate::scheduler::PROVIDER
+}
+
+/// The id of a schedule trigger's job, recorded in its `webhook_data` while it is enabled.
+pub fn schedule_job_id(project_trigger_id: Uuid) -> String {
+    format!("schedule-{project_trigger_id}")
+}
+
+/// When a schedule enabled at `now` first fires; `null` when it never will (a past one-off).
+fn next_fire_at(record: &TriggerRecord, now: chrono::DateTime<Utc>) -> Value {
+    let config = record.trigger_config.clone().unwrap_or(Value::Null);
+    aggregates::schedule::Schedule::from_config(&config)
+        .ok()
+        .and_then(|schedule| schedule.next_after(now, now))
+        .map_or(Value::Null, |slot| json!(slot.at))
 }
 
 fn command(caller: &Principal, action: TriggerAction) -> TriggerCommand {

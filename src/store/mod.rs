@@ -9,6 +9,7 @@
 //! - `appender`: group commit, so concurrent appends share one statement and one commit.
 //! - [`log`]: the global log in position order, and one stream's history.
 //! - [`views`]: projecting into read models with their checkpoints; the trigger read model.
+//! - [`nodes`]: engine processes sharing the store, by heartbeat.
 //! - [`run_views`]: the run read model: a trigger's runs, and the executors' queue of due runs.
 //! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
 //! - [`connections`]: connections to providers, their credentials sealed (a plain table).
@@ -17,6 +18,7 @@ mod appender;
 pub mod connections;
 pub mod identity;
 pub mod log;
+pub mod nodes;
 pub mod run_views;
 pub mod streams;
 pub mod views;

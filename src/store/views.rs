@@ -216,6 +216,28 @@ impl Store {
             .collect())
     }
 
+    /// A provider's triggers (deleted ones included) whose row changed after log position
+    /// `after`, oldest change first: how the scheduler follows its triggers without rereading all.
+    pub async fn trigger_views_of_since(
+        &self,
+        provider_id: &str,
+        after: i64,
+    ) -> Result<Vec<TriggerView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} WHERE provider_id = $1 AND last_position > $2
+              ORDER BY last_position",
+            LIVE_TRIGGERS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(provider_id)
+                .bind(after)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(view_from_row).collect()
+    }
+
     /// Every row of a view table, for comparing a rebuilt model with the incremental one.
     pub async fn all_trigger_views(&self) -> Result<Vec<TriggerView>, StoreError> {
         let sql = format!(

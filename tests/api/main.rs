@@ -14,6 +14,7 @@ mod openapi;
 mod operations;
 mod ordering;
 mod projections;
+mod schedules;
 mod streams;
 mod typeform;
 mod webhooks;

@@ -5,7 +5,6 @@
 //! Paths of the seed API (`shared/spec/triggers-api.txt`) that the engine does not serve yet, and
 //! so the document rightly leaves out (they come with a later issue):
 //! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}` (deprecated)
-//! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}` (deprecated)
 
 use std::collections::BTreeSet;
 
@@ -157,6 +156,20 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
         "webhook_trigger",
         "Webhook Trigger",
+        false,
+    ),
+    (
+        "get",
+        "/triggers/{project_trigger_id}/schedule",
+        "get_trigger_schedule",
+        "Get Trigger Schedule",
+        true,
+    ),
+    (
+        "post",
+        "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
+        "scheduled_trigger",
+        "Scheduled Trigger",
         false,
     ),
     ("get", "/healthz", "health", "Health", false),
@@ -473,6 +486,16 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
             &["204", "401", "404", "410", "413", "422", "429", "500"],
         ),
+        (
+            "get",
+            "/triggers/{project_trigger_id}/schedule",
+            &["200", "401", "404", "422", "429", "500"],
+        ),
+        (
+            "post",
+            "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
+            &["204", "401", "404", "410", "422", "429", "500"],
+        ),
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),
         ("get", "/metrics", &["200", "500"]),
@@ -526,7 +549,8 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         let limited = *needs_token
             || *path == "/token"
             || *path == WEBHOOKS
-            || path.ends_with("/webhook/key/{api_key}");
+            || path.ends_with("/webhook/key/{api_key}")
+            || path.ends_with("/scheduled/key/{api_key}");
         let responses = &operation(&document, method, path)["responses"];
         assert_eq!(
             responses.get("429").is_some(),
@@ -543,6 +567,12 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         legacy["deprecated"], true,
         "the key URL is marked deprecated"
     );
+    let scheduled = operation(
+        &document,
+        "post",
+        "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
+    );
+    assert_eq!(scheduled["deprecated"], true);
     for path in ["/projects/{project_id}/triggers", "/connections"] {
         let created = &operation(&document, "post", path)["responses"]["201"];
         assert!(created["headers"]["Location"].is_object(), "{path}");

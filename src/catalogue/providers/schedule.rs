@@ -38,6 +38,20 @@ pub(super) fn provider() -> Provider {
                         "type": "string",
                         "format": "date-time",
                     },
+                    "catch_up": {
+                        "description": "Slots that passed while no engine could fire them (within \
+                            catch_up_window_seconds, and since the trigger last changed): `latest` \
+                            fires the latest of them once, `all` fires each, `none` skips them.",
+                        "enum": ["latest", "all", "none"],
+                        "default": "latest",
+                    },
+                    "catch_up_window_seconds": {
+                        "description": "How far back catch-up looks, in seconds (default one day).",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 2_592_000,
+                        "default": 86_400,
+                    },
                 },
                 "oneOf": [
                     { "required": ["cron"] },

@@ -1,0 +1,232 @@
+//! Schedule triggers over HTTP: the next fire times of one (an extension), and the seed's
+//! deprecated URL that fires one now.
+
+use aggregates::event::Stamp;
+use aggregates::schedule::Schedule;
+use aggregates::{Actor, Firing, RunCause, TriggerStatus};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::error::responses::{
+    Gone, InternalError, InvalidApiKey, InvalidField, NotFound, TooManyRequests, Unauthorized,
+};
+use super::error::ApiError;
+use super::extract::ApiPath;
+use super::request_id::RequestId;
+use super::webhooks::{mark_deprecated, verify_org_key};
+use super::AppState;
+use crate::catalogue::Catalogue;
+use crate::scheduler::PROVIDER;
+
+/// Fire times shown unless the caller asks for another number, and the most shown.
+const DEFAULT_COUNT: usize = 5;
+const MAX_COUNT: usize = 100;
+
+// The key URL is served on purpose: its handler is `#[deprecated]` so that utoipa marks the
+// operation deprecated in the document.
+#[allow(deprecated)]
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upcoming))
+        .routes(routes!(fire_with_api_key))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CountQuery {
+    /// How many fire times, 1 to 100 (default 5).
+    count: Option<usize>,
+    /// List the fire times after this instant (RFC 3339) instead of after now: to look ahead at
+    /// a daylight-saving change, say.
+    after: Option<DateTime<Utc>>,
+}
+
+/// A schedule's next fire times.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Upcoming {
+    pub project_trigger_id: Uuid,
+    /// Whether the trigger is enabled: the times are when it fires if it is (or is enabled now).
+    pub enabled: bool,
+    /// The IANA time zone the cron fields are read in; `null` for intervals and one-offs.
+    #[schema(required = true)]
+    pub timezone: Option<String>,
+    pub next: Vec<FireTime>,
+}
+
+/// One slot.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FireTime {
+    /// The instant, in UTC.
+    pub at: DateTime<Utc>,
+    /// The same instant on the schedule's wall clock (RFC 3339 with its offset).
+    pub local: String,
+    /// Set when daylight saving moves or merges this slot: the wall-clock time does not exist
+    /// that day (fires at the first valid instant) or occurs twice (fires once, at the first).
+    #[schema(required = true)]
+    pub note: Option<String>,
+}
+
+/// Get Trigger Schedule
+///
+/// The next fire times of a `schedule/on_schedule` trigger, with notes where daylight saving
+/// moves one.
+#[utoipa::path(
+    get,
+    path = "/triggers/{project_trigger_id}/schedule",
+    operation_id = "get_trigger_schedule",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id."), CountQuery),
+    responses(
+        (status = 200, description = "The next fire times.", body = Upcoming),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
+async fn upcoming(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    query: Result<Query<CountQuery>, QueryRejection>,
+) -> Result<Json<Upcoming>, ApiError> {
+    let Query(query) =
+        query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
+    let count = query.count.unwrap_or(DEFAULT_COUNT);
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(ApiError::invalid(
+            "count",
+            format!("must be between 1 and {MAX_COUNT}"),
+        ));
+    }
+    let record = state
+        .store
+        .trigger_view(id)
+        .await?
+        .map(|view| view.record)
+        .filter(|record| record.org_id == caller.org_id && !record.is_deleted())
+        .filter(|record| record.provider_id == PROVIDER)
+        .ok_or(ApiError::NotFound("schedule trigger"))?;
+    let config = record.trigger_config.clone().unwrap_or(Value::Null);
+    let schedule = Schedule::from_config(&config)
+        .map_err(|error| ApiError::Internal(format!("stored schedule unreadable: {error}")))?;
+    let now = Utc::now();
+    let enabled = record.status == TriggerStatus::Enabled;
+    let anchor = match (enabled, record.enabled_at) {
+        (true, Some(at)) => at,
+        _ => now,
+    };
+    let timezone = config
+        .get("timezone")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| config.get("cron").map(|_| "UTC".to_owned()));
+    let zone: chrono_tz::Tz = timezone
+        .as_deref()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(chrono_tz::UTC);
+    let next = schedule
+        .upcoming(query.after.unwrap_or(now), anchor, count)
+        .into_iter()
+        .map(|slot| FireTime {
+            at: slot.at,
+            local: slot.at.with_timezone(&zone).to_rfc3339(),
+            note: slot.note.map(|note| note.describe()),
+        })
+        .collect();
+    Ok(Json(Upcoming {
+        project_trigger_id: id,
+        enabled,
+        timezone,
+        next,
+    }))
+}
+
+/// Scheduled Trigger
+///
+/// Deprecated: schedules fire by themselves. Fires the schedule trigger now, authorised by an API
+/// key of the organisation in the path. Answers carry `Deprecation: true`.
+#[utoipa::path(
+    post,
+    path = "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
+    operation_id = "scheduled_trigger",
+    tag = super::openapi::TRIGGERS,
+    params(
+        ("org_id" = Uuid, Path, description = "The trigger's organisation."),
+        ("project_trigger_id" = Uuid, Path, description = "The schedule trigger to fire."),
+        ("api_key" = String, Path, description = "An API key of the organisation."),
+    ),
+    responses(
+        (status = 204, description = "Fired.",
+            headers(("Deprecation" = String, description = "`true`: this URL is deprecated"),
+                ("Link" = String, description = "The successor: `</triggers/{project_trigger_id}/schedule>; rel=\"successor-version\"`"))),
+        (status = 401, response = InvalidApiKey),
+        (status = 404, response = NotFound),
+        (status = 410, response = Gone),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    )
+)]
+#[deprecated = "schedules fire by themselves"]
+async fn fire_with_api_key(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ApiPath((org_id, id, api_key)): ApiPath<(Uuid, Uuid, String)>,
+) -> Result<Response, ApiError> {
+    let key_id = verify_org_key(&state, org_id, &api_key).await?;
+    let record = state
+        .store
+        .trigger_view(id)
+        .await?
+        .map(|view| view.record)
+        .filter(|record| record.org_id == org_id && record.provider_id == PROVIDER)
+        .ok_or(ApiError::NotFound("schedule trigger"))?;
+    if record.is_deleted() {
+        return Err(ApiError::Gone("trigger"));
+    }
+    if record.status != TriggerStatus::Enabled {
+        return Err(ApiError::NotFound("enabled trigger"));
+    }
+    state.rate_limits.check_webhook(id)?;
+    let now = Utc::now();
+    let config = record.trigger_config.clone().unwrap_or(Value::Null);
+    let shown = Catalogue::builtin()
+        .find(&record.provider_id, &record.trigger_id)
+        .map_or(Value::Null, |definition| definition.redact(&config));
+    let firing = Firing {
+        project_trigger_id: id,
+        org_id,
+        project_id: record.project_id.clone(),
+        provider_id: record.provider_id.clone(),
+        trigger_id: record.trigger_id.clone(),
+        cause: RunCause::ScheduleSlot { at: now },
+        payload: json!({"scheduled_at": now, "fired_at": now, "schedule": shown, "manual": true}),
+        received_at: now,
+    };
+    let stamp = Stamp {
+        at: now,
+        by: Actor::ApiKey(key_id),
+    };
+    state
+        .runs
+        .fire(firing, stamp, &request_id)
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    mark_deprecated(&mut response, &format!("/triggers/{id}/schedule"));
+    Ok(response)
+}

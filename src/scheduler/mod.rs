@@ -1,0 +1,347 @@
+//! The scheduler: fires `schedule/on_schedule` triggers on their slots.
+//!
+//! Each slot fires **exactly once**: a firing is a run whose id derives from (trigger, slot time)
+//! (`RunCause::ScheduleSlot`), so a slot fired again (by a restart, a retry, a second process, a
+//! catch-up) records nothing. That makes the rest simple: the scheduler keeps no state of its own
+//! in the store. It follows the schedule triggers in the read model, keeps the next slot of each
+//! trigger it owns (see [`membership`]) in memory, and fires each slot when it is due.
+//!
+//! **Catch-up.** When a process takes a trigger on (start-up, a new or changed trigger, a process
+//! that left), slots that passed since the trigger last changed and within its catch-up window are
+//! handled by its `catch_up` policy: `latest` (the default) fires the latest of them, `all` fires
+//! every one, `none` fires none. Slots that had fired already are no-ops, so a restart of a healthy
+//! engine fires nothing twice.
+//!
+//! # Layout
+//! - [`membership`]: which process fires which trigger.
+//! - this module: following the triggers, planning slots, firing them.
+
+pub mod membership;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregates::event::Stamp;
+use aggregates::schedule::Schedule;
+use aggregates::{Actor, Firing, RunCause, TriggerRecord, TriggerStatus};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::catalogue::Catalogue;
+use crate::projector::ProjectionHandle;
+use crate::runs::Runs;
+use crate::store::Store;
+pub use membership::Membership;
+
+/// The provider whose triggers the scheduler fires.
+pub const PROVIDER: &str = "schedule";
+
+/// The longest the scheduler sleeps without looking at the read model and the clock again.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// Catch-up looks back at most this far by default (`trigger_config.catch_up_window_seconds`).
+pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What to do with slots that passed while no process could fire them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Fire the latest missed slot once.
+    Latest,
+    /// Fire every missed slot within the window.
+    All,
+    /// Fire none; carry on from the next slot.
+    None,
+}
+
+impl CatchUp {
+    fn from_config(config: &Value) -> (Self, Duration) {
+        let policy = match config.get("catch_up").and_then(Value::as_str) {
+            Some("all") => Self::All,
+            Some("none") => Self::None,
+            _ => Self::Latest,
+        };
+        let window = config
+            .get("catch_up_window_seconds")
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_CATCH_UP_WINDOW, Duration::from_secs);
+        (policy, window)
+    }
+}
+
+/// One schedule trigger the scheduler follows.
+struct Entry {
+    record: TriggerRecord,
+    schedule: Schedule,
+    /// Where an interval counts from: when the trigger was enabled.
+    anchor: DateTime<Utc>,
+    catch_up: CatchUp,
+    window: Duration,
+    /// The slot queued for it, when this process owns it.
+    next: Option<DateTime<Utc>>,
+}
+
+/// Starts the scheduler; it stops when `shutdown` is cancelled.
+pub fn spawn(
+    store: Arc<Store>,
+    runs: Runs,
+    projections: ProjectionHandle,
+    membership: Membership,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut scheduler = Scheduler {
+            store,
+            runs,
+            membership: membership.clone(),
+            entries: HashMap::new(),
+            queue: BTreeSet::new(),
+            seen: 0,
+            request_id: format!("scheduler:{}", membership.node_id()),
+        };
+        let mut progress = projections.subscribe();
+        let mut nodes = membership.subscribe();
+        loop {
+            if let Err(error) = scheduler.follow_triggers().await {
+                tracing::error!(%error, "reading schedule triggers failed; retrying");
+            }
+            scheduler.fire_due().await;
+            let pause = scheduler
+                .queue
+                .first()
+                .map_or(IDLE, |(at, _)| until(*at).min(IDLE));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = progress.changed() => {}
+                Ok(()) = nodes.changed() => scheduler.reassign(),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::debug!("scheduler stopped");
+    })
+}
+
+fn until(at: DateTime<Utc>) -> Duration {
+    (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+}
+
+struct Scheduler {
+    store: Arc<Store>,
+    runs: Runs,
+    membership: Membership,
+    entries: HashMap<Uuid, Entry>,
+    queue: BTreeSet<(DateTime<Utc>, Uuid)>,
+    /// The read-model position up to which trigger changes have been taken in.
+    seen: i64,
+    /// Recorded with every firing: which process fired it (`scheduler:<node id>`).
+    request_id: String,
+}
+
+impl Scheduler {
+    /// Takes in schedule triggers created, enabled, changed, disabled or deleted since last time.
+    async fn follow_triggers(&mut self) -> Result<(), crate::store::StoreError> {
+        let changed = self
+            .store
+            .trigger_views_of_since(PROVIDER, self.seen)
+            .await?;
+        for view in changed {
+            self.seen = self.seen.max(view.last_position);
+            let id = view.record.project_trigger_id;
+            self.forget(id);
+            if view.record.status != TriggerStatus::Enabled || view.record.is_deleted() {
+                continue;
+            }
+            let config = view.record.trigger_config.clone().unwrap_or(Value::Null);
+            let schedule = match Schedule::from_config(&config) {
+                Ok(schedule) => schedule,
+                Err(error) => {
+                    tracing::warn!(trigger = %id, %error, "schedule cannot be read; not firing it");
+                    continue;
+                }
+            };
+            let (catch_up, window) = CatchUp::from_config(&config);
+            let anchor = view.record.enabled_at.unwrap_or(view.record.updated_at);
+            self.entries.insert(
+                id,
+                Entry {
+                    record: view.record,
+                    schedule,
+                    anchor,
+                    catch_up,
+                    window,
+                    next: None,
+                },
+            );
+            if self.membership.owns(id) {
+                self.take_on(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, id: Uuid) {
+        if let Some(entry) = self.entries.remove(&id) {
+            if let Some(at) = entry.next {
+                self.queue.remove(&(at, id));
+            }
+        }
+    }
+
+    /// After the list of processes changed: queue the triggers this process now owns, drop the
+    /// ones it no longer does.
+    fn reassign(&mut self) {
+        let mut gained = Vec::new();
+        for (id, entry) in &mut self.entries {
+            match (self.membership.owns(*id), entry.next) {
+                (true, None) => gained.push(*id),
+                (false, Some(at)) => {
+                    self.queue.remove(&(at, *id));
+                    entry.next = None;
+                }
+                _ => {}
+            }
+        }
+        for id in gained {
+            self.take_on(id);
+        }
+    }
+
+    /// Takes on a trigger: queues the slot its catch-up policy says to fire now, if any, else its
+    /// next slot. After a slot fires, the next one after it is queued, so `all` works through the
+    /// missed slots one by one until it reaches the present.
+    fn take_on(&mut self, id: Uuid) {
+        match self.catch_up_slot(id) {
+            Some(at) => self.queue_at(id, at),
+            None => self.queue_next(id, Utc::now()),
+        }
+    }
+
+    /// The missed slot to fire first, by the trigger's policy: slots after its last change and
+    /// within its window count as missed.
+    fn catch_up_slot(&self, id: Uuid) -> Option<DateTime<Utc>> {
+        let entry = self.entries.get(&id)?;
+        let now = Utc::now();
+        let window = chrono::Duration::from_std(entry.window).unwrap_or(chrono::Duration::MAX);
+        let floor = entry.record.updated_at.max(now - window);
+        match entry.catch_up {
+            CatchUp::None => None,
+            CatchUp::All => entry
+                .schedule
+                .between(floor, now, entry.anchor, 1)
+                .first()
+                .map(|slot| slot.at),
+            CatchUp::Latest => latest_between(&entry.schedule, floor, now, entry.anchor),
+        }
+    }
+
+    fn queue_next(&mut self, id: Uuid, after: DateTime<Utc>) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if let Some(slot) = entry.schedule.next_after(after, entry.anchor) {
+            self.queue_at(id, slot.at);
+        }
+    }
+
+    fn queue_at(&mut self, id: Uuid, at: DateTime<Utc>) {
+        if let Some(entry) = self.entries.get_mut(&id) {
+            if let Some(previous) = entry.next.replace(at) {
+                self.queue.remove(&(previous, id));
+            }
+            self.queue.insert((at, id));
+        }
+    }
+
+    /// Fires every queued slot that is due, all at once (the appender writes them in a few
+    /// statements), then queues each trigger's next slot.
+    async fn fire_due(&mut self) {
+        let now = Utc::now();
+        let mut due = Vec::new();
+        while let Some(&(at, id)) = self.queue.first() {
+            if at > now {
+                break;
+            }
+            self.queue.pop_first();
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.next = None;
+            }
+            due.push((id, at));
+        }
+        if due.is_empty() {
+            return;
+        }
+        let mut firing = JoinSet::new();
+        for (id, at) in &due {
+            if let Some(firing_of) = self.firing(*id, *at, now) {
+                let runs = self.runs.clone();
+                let request_id = self.request_id.clone();
+                firing.spawn(async move { runs.fire(firing_of, stamp(now), &request_id).await });
+            }
+        }
+        while let Some(result) = firing.join_next().await {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "firing a schedule slot failed"),
+                Err(error) => tracing::error!(%error, "a firing task failed"),
+            }
+        }
+        for (id, at) in due {
+            if self.membership.owns(id) {
+                self.queue_next(id, at);
+            }
+        }
+    }
+
+    fn firing(&self, id: Uuid, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<Firing> {
+        let record = &self.entries.get(&id)?.record;
+        let config = record.trigger_config.clone().unwrap_or(Value::Null);
+        let shown = Catalogue::builtin()
+            .find(&record.provider_id, &record.trigger_id)
+            .map_or(Value::Null, |definition| definition.redact(&config));
+        Some(Firing {
+            project_trigger_id: id,
+            org_id: record.org_id,
+            project_id: record.project_id.clone(),
+            provider_id: record.provider_id.clone(),
+            trigger_id: record.trigger_id.clone(),
+            cause: RunCause::ScheduleSlot { at },
+            payload: json!({
+                "scheduled_at": at,
+                "fired_at": now,
+                "schedule": shown,
+            }),
+            received_at: now,
+        })
+    }
+}
+
+fn stamp(at: DateTime<Utc>) -> Stamp {
+    Stamp {
+        at,
+        by: Actor::system("scheduler"),
+    }
+}
+
+/// The latest slot in (from, to]: looked for in growing spans back from `to`, so a frequent
+/// schedule over a long window costs a few slots, not all of them.
+fn latest_between(
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    anchor: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut span = chrono::Duration::minutes(2);
+    loop {
+        let start = (to - span).max(from);
+        if let Some(last) = schedule.between(start, to, anchor, usize::MAX).last() {
+            return Some(last.at);
+        }
+        if start == from {
+            return None;
+        }
+        span = span * 8;
+    }
+}
