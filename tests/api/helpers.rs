@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::num::NonZeroU32;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::Once;
 
@@ -9,6 +10,7 @@ use aggregates::event::Stamp;
 use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand, TriggerEvent};
 use chrono::Utc;
 use sqlx::Connection;
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use trigger_engine::app::App;
 use trigger_engine::commands::Commands;
@@ -156,6 +158,69 @@ pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 /// The key every test engine seals connections' credentials with.
 pub fn test_encryption_key() -> EncryptionKey {
     EncryptionKey::from_bytes([0x5e; 32])
+}
+
+/// A port nobody listens on now; the engine binds it a moment later.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real binary (`serve`) on `db`, with `env` added to its environment, and waits until
+/// it answers `/healthz`; returns the process (killed if dropped) and its base URL. For tests that
+/// kill the engine, which an in-process [`spawn_app`] cannot show. Its logs are errors only
+/// unless `TEST_LOG` is set.
+pub async fn start_engine(
+    db: &TestDb,
+    http: &reqwest::Client,
+    env: &[(&str, String)],
+) -> (Child, String) {
+    let port = free_port();
+    let logs = if std::env::var_os("TEST_LOG").is_some() {
+        "info,sqlx=warn"
+    } else {
+        "error"
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_trigger-engine"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("TRIGGER_ENGINE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TRIGGER_ENGINE_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("TRIGGER_ENGINE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", logs)
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting trigger-engine serve");
+    let address = format!("http://127.0.0.1:{port}");
+    let healthz = format!("{address}/healthz");
+    eventually(60, "the engine to answer /healthz", || {
+        let (http, healthz) = (http.clone(), healthz.clone());
+        async move { matches!(http.get(&healthz).send().await, Ok(r) if r.status() == 200) }
+    })
+    .await;
+    (child, address)
+}
+
+/// An access token for the first-run admin of the engine at `address`.
+pub async fn admin_token(http: &reqwest::Client, address: &str) -> String {
+    let response = http
+        .post(format!("{address}/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "signing in as the admin");
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// A running engine on 127.0.0.1 with a free port.

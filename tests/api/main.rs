@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod connections;
+mod crash;
 mod durability;
 mod executor;
 mod health;
