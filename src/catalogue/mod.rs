@@ -26,6 +26,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
+use aggregates::Schedule;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -79,13 +80,24 @@ impl TriggerDefinition {
     /// Validates a `trigger_config`. `None` and JSON `null` mean "no config", which is valid only
     /// when the schema requires nothing (it is checked as the empty object, so the error names
     /// the first field that is missing).
+    ///
+    /// A schedule's config is also read as the scheduler will read it: the schema checks a cron
+    /// expression's characters only, and a value it cannot check (minute 60, Quartz's `L`) must
+    /// be refused when the trigger is created, not found out when it should fire.
     pub fn validate_config(&self, config: Option<&Value>) -> Result<(), ConfigError> {
         static EMPTY: LazyLock<Value> = LazyLock::new(|| Value::Object(Default::default()));
         let config = match config {
             None | Some(Value::Null) => &*EMPTY,
             Some(config) => config,
         };
-        validation::validate(&self.validator, &self.config_schema, config)
+        validation::validate(&self.validator, &self.config_schema, config)?;
+        if self.provider_id == "schedule" {
+            Schedule::from_config(config).map_err(|e| ConfigError {
+                field: e.field,
+                reason: e.reason,
+            })?;
+        }
+        Ok(())
     }
 
     /// The config with every `writeOnly` field removed (recursively, following the schema):

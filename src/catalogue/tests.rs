@@ -473,6 +473,31 @@ fn it_should_refuse_a_cron_expression_without_five_fields() {
 }
 
 #[test]
+fn it_should_refuse_a_cron_expression_the_scheduler_cannot_read() {
+    let error = refuses(
+        "schedule",
+        "on_schedule",
+        json!({ "cron": "60 9 * * *" }),
+        "trigger_config.cron",
+    );
+    assert_eq!(error.reason, "minute 60 is out of range 0-59");
+    let error = refuses(
+        "schedule",
+        "on_schedule",
+        json!({ "cron": "0 9 L * *", "timezone": "Europe/Paris" }),
+        "trigger_config.cron",
+    );
+    assert_eq!(error.reason, "`L` in day-of-month is not supported");
+    let error = refuses(
+        "schedule",
+        "on_schedule",
+        json!({ "cron": "0 9 * * MON#2" }),
+        "trigger_config.cron",
+    );
+    assert_eq!(error.reason, "`#` in day-of-week is not supported");
+}
+
+#[test]
 fn it_should_refuse_a_time_zone_that_does_not_exist() {
     let error = refuses(
         "schedule",
