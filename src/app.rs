@@ -44,7 +44,7 @@ pub struct App {
     projector: tokio::task::JoinHandle<()>,
     executor: Option<tokio::task::JoinHandle<()>>,
     scheduler: tokio::task::JoinHandle<()>,
-    poller: tokio::task::JoinHandle<()>,
+    poller: Option<tokio::task::JoinHandle<()>>,
     membership: tokio::task::JoinHandle<()>,
 }
 
@@ -126,13 +126,15 @@ impl App {
             nodes.node_id(),
         )
         .context("configuring the poller's HTTP client")?;
-        let poller = poller::spawn(
-            pollers.clone(),
-            store.clone(),
-            projections.clone(),
-            nodes.clone(),
-            stop.clone(),
-        );
+        let poller = serve.polling.then(|| {
+            poller::spawn(
+                pollers.clone(),
+                store.clone(),
+                projections.clone(),
+                nodes.clone(),
+                stop.clone(),
+            )
+        });
         let executor = executor_settings(&serve.executor)?.map(|settings| {
             executor::spawn(
                 store.clone(),
@@ -204,7 +206,9 @@ impl App {
             .context("serving HTTP")?;
         self.stop.cancel();
         self.scheduler.await.context("stopping the scheduler")?;
-        self.poller.await.context("stopping the poller")?;
+        if let Some(poller) = self.poller {
+            poller.await.context("stopping the poller")?;
+        }
         self.membership
             .await
             .context("leaving the engine processes")?;

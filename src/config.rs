@@ -181,6 +181,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIGGER_ENGINE_MIN_POLLING_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_polling_ms: u64,
 
+    /// Whether this process polls `rss`/`http` triggers (`false`: a process that only serves the
+    /// API and receives webhooks, leaving polls to the others). The deprecated polling key URL
+    /// polls whatever this says.
+    #[arg(long, env = "TRIGGER_ENGINE_POLLING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub polling: bool,
+
     /// After this many failed polls in a row, a polling trigger disables itself, recording why.
     /// 10 by default: with the exponential backoff between failures, that is several hours of a
     /// source that answers nothing usable at the default one-minute frequency.

@@ -197,8 +197,10 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         typeform_api_url: "http://127.0.0.1:9".parse().unwrap(),
         webhook_rate_per_second: generous,
         webhook_burst: generous,
-        // Polling tests poll every few tens of milliseconds; the floor must let them.
+        // Polling tests poll every few tens of milliseconds; the floor must let them. Other tests'
+        // `rss` triggers point nowhere, so only the polling tests (`pollers.rs`) turn polling on.
         min_polling_ms: 10,
+        polling: false,
         ..ServeConfig::from_env()
     };
     configure(&mut serve);

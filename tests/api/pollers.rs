@@ -12,7 +12,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{eventually, spawn_app, spawn_app_with, TestApp, TestDb};
+use crate::helpers::{eventually, spawn_app_with, TestApp, TestDb};
+
+/// An engine that polls (the helpers' default engine does not).
+async fn spawn_app(db: &TestDb) -> TestApp {
+    spawn_app_with(db, |serve| serve.polling = true).await
+}
 
 crate::on_every_store!(
     it_should_not_replay_history_and_fire_each_new_item_once,
@@ -313,7 +318,11 @@ async fn it_should_back_off_show_the_error_and_recover_without_loss(db: TestDb) 
 async fn it_should_disable_itself_after_too_many_failures_with_the_reason(db: TestDb) {
     let source = Source::start(&[("a", "2025-01-01T10:00:00Z")]).await;
     source.fail_with(Some(503));
-    let app = spawn_app_with(&db, |serve| serve.poll_max_failures = 3).await;
+    let app = spawn_app_with(&db, |serve| {
+        serve.polling = true;
+        serve.poll_max_failures = 3;
+    })
+    .await;
     let session = app.sign_up().await;
     let id = app
         .enabled_trigger(session.org_id, "rss", "on_new_item", rss_config(&source))
