@@ -18,6 +18,7 @@ use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState, WebhookApps};
 use crate::identity::Identity;
+use crate::poller::{self, PollSettings, Poller};
 use crate::projector::{self, ProjectionHandle};
 use crate::registration::Registration;
 use crate::runs::Runs;
@@ -33,6 +34,7 @@ pub struct App {
     pub projections: ProjectionHandle,
     pub identity: Identity,
     pub connections: Connections,
+    pub pollers: Poller,
     registration: Registration,
     ready: Arc<AtomicBool>,
     webhook_apps: WebhookApps,
@@ -42,6 +44,7 @@ pub struct App {
     projector: tokio::task::JoinHandle<()>,
     executor: Option<tokio::task::JoinHandle<()>>,
     scheduler: tokio::task::JoinHandle<()>,
+    poller: Option<tokio::task::JoinHandle<()>>,
     membership: tokio::task::JoinHandle<()>,
 }
 
@@ -108,9 +111,30 @@ impl App {
             store.clone(),
             runs.clone(),
             projections.clone(),
-            nodes,
+            nodes.clone(),
             stop.clone(),
         );
+        let pollers = Poller::new(
+            store.clone(),
+            runs.clone(),
+            commands.clone(),
+            connections.clone(),
+            PollSettings {
+                min_interval: std::time::Duration::from_millis(serve.min_polling_ms),
+                max_failures: serve.poll_max_failures,
+            },
+            nodes.node_id(),
+        )
+        .context("configuring the poller's HTTP client")?;
+        let poller = serve.polling.then(|| {
+            poller::spawn(
+                pollers.clone(),
+                store.clone(),
+                projections.clone(),
+                nodes.clone(),
+                stop.clone(),
+            )
+        });
         let executor = executor_settings(&serve.executor)?.map(|settings| {
             executor::spawn(
                 store.clone(),
@@ -128,6 +152,7 @@ impl App {
             projections,
             identity,
             connections,
+            pollers,
             registration,
             ready,
             webhook_apps: WebhookApps {
@@ -140,6 +165,7 @@ impl App {
             projector,
             executor,
             scheduler,
+            poller,
             membership,
         })
     }
@@ -169,6 +195,7 @@ impl App {
             metrics: Metrics::default(),
             ready_max_lag: self.ready_max_lag,
             webhook_apps: self.webhook_apps.clone(),
+            pollers: self.pollers.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.
@@ -179,6 +206,9 @@ impl App {
             .context("serving HTTP")?;
         self.stop.cancel();
         self.scheduler.await.context("stopping the scheduler")?;
+        if let Some(poller) = self.poller {
+            poller.await.context("stopping the poller")?;
+        }
         self.membership
             .await
             .context("leaving the engine processes")?;

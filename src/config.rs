@@ -175,6 +175,24 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIGGER_ENGINE_NODE_LEASE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub node_lease_seconds: u64,
 
+    /// The shortest interval between two polls of one polling trigger, in milliseconds, whatever
+    /// its `polling_frequency` says: 1000 by default, the floor the config schema also sets, so a
+    /// misconfigured trigger cannot hammer its source. Tests lower it to poll quickly.
+    #[arg(long, env = "TRIGGER_ENGINE_MIN_POLLING_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_polling_ms: u64,
+
+    /// Whether this process polls `rss`/`http` triggers (`false`: a process that only serves the
+    /// API and receives webhooks, leaving polls to the others). The deprecated polling key URL
+    /// polls whatever this says.
+    #[arg(long, env = "TRIGGER_ENGINE_POLLING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub polling: bool,
+
+    /// After this many failed polls in a row, a polling trigger disables itself, recording why.
+    /// 10 by default: with the exponential backoff between failures, that is several hours of a
+    /// source that answers nothing usable at the default one-minute frequency.
+    #[arg(long, env = "TRIGGER_ENGINE_POLL_MAX_FAILURES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub poll_max_failures: u32,
+
     #[command(flatten)]
     pub executor: ExecutorConfig,
 }

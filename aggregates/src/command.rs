@@ -63,11 +63,16 @@ pub enum TriggerAction {
         seen: Option<Value>,
         next: Value,
     },
+    /// Disables a trigger on the engine's own decision (a poller that kept failing), recording
+    /// why, so the history tells an operator's disable apart from the engine's.
+    AutoDisableTrigger {
+        reason: String,
+    },
 }
 
 impl TriggerAction {
     /// The `command` names [`TriggerCommand::from_json`] accepts.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "create_trigger",
         "enable_trigger",
         "disable_trigger",
@@ -76,6 +81,7 @@ impl TriggerAction {
         "record_webhook",
         "clear_webhook",
         "advance_cursor",
+        "auto_disable_trigger",
     ];
 }
 

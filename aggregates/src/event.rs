@@ -59,11 +59,17 @@ pub enum TriggerEvent {
         cursor_data: Value,
         stamp: Stamp,
     },
+    /// The engine disabled the trigger itself (a poller that failed too many times in a row),
+    /// for `reason`.
+    TriggerAutoDisabled {
+        reason: String,
+        stamp: Stamp,
+    },
 }
 
 impl TriggerEvent {
     /// The stored type names, for readers that check a log before reading it.
-    pub const TYPES: [&'static str; 8] = [
+    pub const TYPES: [&'static str; 9] = [
         "TriggerCreated",
         "TriggerEnabled",
         "TriggerDisabled",
@@ -72,6 +78,7 @@ impl TriggerEvent {
         "WebhookRecorded",
         "WebhookCleared",
         "CursorAdvanced",
+        "TriggerAutoDisabled",
     ];
 
     pub fn stamp(&self) -> &Stamp {
@@ -83,7 +90,8 @@ impl TriggerEvent {
             | Self::TriggerConfigUpdated { stamp, .. }
             | Self::WebhookRecorded { stamp, .. }
             | Self::WebhookCleared { stamp }
-            | Self::CursorAdvanced { stamp, .. } => stamp,
+            | Self::CursorAdvanced { stamp, .. }
+            | Self::TriggerAutoDisabled { stamp, .. } => stamp,
         }
     }
 
@@ -97,6 +105,7 @@ impl TriggerEvent {
             Self::WebhookRecorded { .. } => Self::TYPES[5],
             Self::WebhookCleared { .. } => Self::TYPES[6],
             Self::CursorAdvanced { .. } => Self::TYPES[7],
+            Self::TriggerAutoDisabled { .. } => Self::TYPES[8],
         }
     }
 }

@@ -92,7 +92,9 @@ impl TriggerRecord {
                 record.status = TriggerStatus::Enabled;
                 record.enabled_at = Some(stamp.at);
             }
-            TriggerEvent::TriggerDisabled { .. } => record.status = TriggerStatus::Disabled,
+            TriggerEvent::TriggerDisabled { .. } | TriggerEvent::TriggerAutoDisabled { .. } => {
+                record.status = TriggerStatus::Disabled;
+            }
             TriggerEvent::TriggerDeleted { stamp } => record.deleted_at = Some(stamp.at),
             TriggerEvent::TriggerConfigUpdated { trigger_config, .. } => {
                 record.trigger_config = trigger_config.clone();

@@ -55,6 +55,11 @@ impl Trigger {
                 .then_some(TriggerEvent::TriggerEnabled { stamp }),
             TriggerAction::DisableTrigger => (record.status != TriggerStatus::Disabled)
                 .then_some(TriggerEvent::TriggerDisabled { stamp }),
+            TriggerAction::AutoDisableTrigger { reason } => {
+                require_text("reason", &reason)?;
+                (record.status != TriggerStatus::Disabled)
+                    .then_some(TriggerEvent::TriggerAutoDisabled { reason, stamp })
+            }
             TriggerAction::DeleteTrigger => Some(TriggerEvent::TriggerDeleted { stamp }),
             TriggerAction::UpdateConfig { trigger_config } => {
                 require_object_or_null("trigger_config", trigger_config.as_ref())?;

@@ -307,3 +307,54 @@ fn it_should_stamp_every_change_with_its_author_and_time() {
     assert_eq!((record.created_at, &record.created_by), (at(), &alice()));
     assert_eq!((record.updated_at, &record.updated_by), (later, &bob));
 }
+
+#[test]
+fn it_should_disable_a_failing_trigger_on_its_own_with_the_reason() {
+    let reason = "10 polls in a row failed; last: feed answered 500".to_owned();
+    TriggerTest::with(())
+        .given(vec![
+            created(),
+            TriggerEvent::TriggerEnabled { stamp: stamp() },
+        ])
+        .when(command(TriggerAction::AutoDisableTrigger {
+            reason: reason.clone(),
+        }))
+        .then_expect_events(vec![TriggerEvent::TriggerAutoDisabled {
+            reason,
+            stamp: stamp(),
+        }]);
+    let mut trigger = Trigger::default();
+    trigger.apply(created());
+    trigger.apply(TriggerEvent::TriggerEnabled { stamp: stamp() });
+    trigger.apply(TriggerEvent::TriggerAutoDisabled {
+        reason: "failing".into(),
+        stamp: stamp(),
+    });
+    assert_eq!(trigger.record().unwrap().status.as_str(), "DISABLED");
+}
+
+#[test]
+fn it_should_record_nothing_when_auto_disabling_a_disabled_trigger() {
+    TriggerTest::with(())
+        .given(vec![created()])
+        .when(command(TriggerAction::AutoDisableTrigger {
+            reason: "failing".into(),
+        }))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_should_refuse_an_auto_disable_without_a_reason() {
+    TriggerTest::with(())
+        .given(vec![
+            created(),
+            TriggerEvent::TriggerEnabled { stamp: stamp() },
+        ])
+        .when(command(TriggerAction::AutoDisableTrigger {
+            reason: " ".into(),
+        }))
+        .then_expect_error(TriggerError::InvalidField {
+            field: "reason",
+            reason: "must not be empty",
+        });
+}

@@ -10,6 +10,7 @@
 //! - [`providers`]: the native trigger catalogue.
 //! - [`runs`]: a trigger's runs, retrying one, and its test samples.
 //! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
+//! - [`pollers`]: the deprecated URL that polls a polling trigger now.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
@@ -24,6 +25,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod pollers;
 pub mod providers;
 pub mod rate_limit;
 pub mod request_id;
@@ -45,6 +47,7 @@ use crate::commands::Commands;
 use crate::connections::Connections;
 use crate::identity::Identity;
 use crate::identity::Secret;
+use crate::poller::Poller;
 use crate::projector::ProjectionHandle;
 use crate::registration::Registration;
 use crate::runs::Runs;
@@ -71,6 +74,8 @@ pub struct AppState {
     /// `/readyz` fails beyond this projection lag, in events (`ServeConfig::ready_max_lag`).
     pub ready_max_lag: u64,
     pub webhook_apps: WebhookApps,
+    /// Polls a polling trigger on demand (the deprecated polling key URL).
+    pub pollers: Poller,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).
@@ -92,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(runs::router())
         .merge(schedules::router())
+        .merge(pollers::router())
         .merge(metrics::router())
         .split_for_parts();
     routes

@@ -231,6 +231,7 @@ pub struct TestApp {
     pub projections: ProjectionHandle,
     pub identity: Identity,
     pub connections: Connections,
+    pub pollers: trigger_engine::poller::Poller,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -261,6 +262,10 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         typeform_api_url: "http://127.0.0.1:9".parse().unwrap(),
         webhook_rate_per_second: generous,
         webhook_burst: generous,
+        // Polling tests poll every few tens of milliseconds; the floor must let them. Other tests'
+        // `rss` triggers point nowhere, so only the polling tests (`pollers.rs`) turn polling on.
+        min_polling_ms: 10,
+        polling: false,
         ..ServeConfig::from_env()
     };
     configure(&mut serve);
@@ -268,6 +273,7 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         .await
         .expect("building the engine");
     let address = format!("http://{}", app.local_addr());
+    let pollers = app.pollers.clone();
     let (store, commands, projections, identity, connections) = (
         app.store.clone(),
         app.commands.clone(),
@@ -286,6 +292,7 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         projections,
         identity,
         connections,
+        pollers,
         http: reqwest::Client::new(),
         stop: Some(stop),
         server: Some(server),

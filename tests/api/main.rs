@@ -14,6 +14,7 @@ mod identity;
 mod openapi;
 mod operations;
 mod ordering;
+mod pollers;
 mod projections;
 mod schedules;
 mod streams;

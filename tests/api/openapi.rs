@@ -1,10 +1,6 @@
 //! The OpenAPI document and the page that renders it, fetched over the socket: that it describes
 //! every path of the seed API the engine serves, with the seed's operation titles, the OAuth2
 //! password scheme, the statuses each operation answers, and schemas that match real answers.
-//!
-//! Paths of the seed API (`shared/spec/triggers-api.txt`) that the engine does not serve yet, and
-//! so the document rightly leaves out (they come with a later issue):
-//! - `POST /organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}` (deprecated)
 
 use std::collections::BTreeSet;
 
@@ -170,6 +166,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
         "scheduled_trigger",
         "Scheduled Trigger",
+        false,
+    ),
+    (
+        "post",
+        "/organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}",
+        "polling_trigger",
+        "Polling Trigger",
         false,
     ),
     ("get", "/healthz", "health", "Health", false),
@@ -496,6 +499,11 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
             &["204", "401", "404", "410", "422", "429", "500"],
         ),
+        (
+            "post",
+            "/organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}",
+            &["204", "401", "404", "410", "422", "429", "500"],
+        ),
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),
         ("get", "/metrics", &["200", "500"]),
@@ -550,7 +558,8 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             || *path == "/token"
             || *path == WEBHOOKS
             || path.ends_with("/webhook/key/{api_key}")
-            || path.ends_with("/scheduled/key/{api_key}");
+            || path.ends_with("/scheduled/key/{api_key}")
+            || path.ends_with("/polling/key/{api_key}");
         let responses = &operation(&document, method, path)["responses"];
         assert_eq!(
             responses.get("429").is_some(),
@@ -573,6 +582,12 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
     );
     assert_eq!(scheduled["deprecated"], true);
+    let polling = operation(
+        &document,
+        "post",
+        "/organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}",
+    );
+    assert_eq!(polling["deprecated"], true);
     for path in ["/projects/{project_id}/triggers", "/connections"] {
         let created = &operation(&document, "post", path)["responses"]["201"];
         assert!(created["headers"]["Location"].is_object(), "{path}");

@@ -1,0 +1,167 @@
+//! A polling trigger's cursor (`cursor_data`) and the decision of which polled items are new.
+//!
+//! Shape: the seed's `last_processed_event_id` and `last_processed_event_timestamp` (the
+//! watermark: the newest item seen, never the time of the poll), plus `seen_ids` (the ids seen
+//! in the overlap window below the watermark, so items sharing a timestamp, or arriving a little
+//! late, are told apart by id), `enabled_at` (which enabling the cursor belongs to) and
+//! `poll_status` (consecutive failures and the last error, shown by `GET /triggers/{id}`).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Item;
+
+/// Items this far below the watermark are still compared by id: a source that publishes an item
+/// with a slightly older timestamp after a newer one (clock skew, eventual consistency) does not
+/// lose it. Five minutes covers the lag of the usual feed caches and list endpoints.
+pub const OVERLAP: Duration = Duration::minutes(5);
+
+/// The most ids `seen_ids` keeps (newest first), so a cursor stays a small event. An id pushed
+/// out that the source still lists is fired again, which its run id makes a no-op.
+pub const MAX_SEEN: usize = 500;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_processed_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_processed_event_timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub seen_ids: Vec<String>,
+    /// The `enabled_at` of the trigger when this cursor was started: a cursor of an earlier
+    /// enabling is history, and the first poll after enabling starts afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub poll_status: PollStatus,
+    /// Fields someone else wrote (a cursor imported from the seed), kept as they are.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PollStatus {
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl Cursor {
+    /// The cursor in `cursor_data`; `None` when there is none, or none this poller can read.
+    pub fn read(value: Option<&Value>) -> Option<Self> {
+        serde_json::from_value(value?.clone()).ok()
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a cursor serialises")
+    }
+
+    /// Whether `item` is one this cursor has not seen.
+    pub fn is_new(&self, item: &Item) -> bool {
+        if self.seen_ids.contains(&item.id)
+            || self.last_processed_event_id.as_deref() == Some(item.id.as_str())
+        {
+            return false;
+        }
+        match (self.last_processed_event_timestamp, item.timestamp) {
+            (Some(watermark), Some(at)) => at > watermark - OVERLAP,
+            _ => true,
+        }
+    }
+
+    /// The cursor after `observed` (every item the poll read): the watermark moves to the newest
+    /// item, and the ids in the overlap window below it are remembered.
+    pub fn after(&self, observed: &[Item]) -> Self {
+        let mut next = self.clone();
+        let newest = observed
+            .iter()
+            .filter(|item| item.timestamp.is_some())
+            .max_by_key(|item| item.timestamp)
+            .or(observed.first());
+        let watermark = observed
+            .iter()
+            .filter_map(|item| item.timestamp)
+            .chain(self.last_processed_event_timestamp)
+            .max();
+        if let Some(newest) = newest {
+            if newest.timestamp.is_none() || newest.timestamp >= self.last_processed_event_timestamp
+            {
+                next.last_processed_event_id = Some(newest.id.clone());
+            }
+        }
+        next.last_processed_event_timestamp = watermark;
+        let in_window = |item: &&Item| match (item.timestamp, watermark) {
+            (Some(at), Some(watermark)) => at >= watermark - OVERLAP,
+            _ => true,
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for id in observed
+            .iter()
+            .filter(in_window)
+            .map(|item| &item.id)
+            .chain(&self.seen_ids)
+        {
+            if seen.len() == MAX_SEEN {
+                break;
+            }
+            if !seen.contains(id) {
+                seen.push(id.clone());
+            }
+        }
+        next.seen_ids = seen;
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(id: &str, at: Option<&str>) -> Item {
+        Item {
+            id: id.into(),
+            timestamp: at.map(|at| at.parse().unwrap()),
+            payload: Value::Null,
+        }
+    }
+
+    #[test]
+    fn it_should_move_the_watermark_to_the_newest_item_and_keep_ids_sharing_its_time() {
+        let start = Cursor::default().after(&[
+            item("b", Some("2025-01-01T10:00:00Z")),
+            item("a", Some("2025-01-01T09:00:00Z")),
+        ]);
+        assert_eq!(start.last_processed_event_id.as_deref(), Some("b"));
+        assert_eq!(start.seen_ids, vec!["b"]);
+        // A second item at the watermark's very time is new; the one seen is not.
+        let polled = [
+            item("c", Some("2025-01-01T10:00:00Z")),
+            item("b", Some("2025-01-01T10:00:00Z")),
+            item("a", Some("2025-01-01T09:00:00Z")),
+        ];
+        let new: Vec<_> = polled.iter().filter(|i| start.is_new(i)).collect();
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].id, "c");
+        let next = start.after(&polled);
+        assert_eq!(next.seen_ids, vec!["c", "b"]);
+        assert!(polled.iter().all(|i| !next.is_new(i)));
+    }
+
+    #[test]
+    fn it_should_tell_items_without_time_apart_by_id() {
+        let start = Cursor::default().after(&[item("x", None)]);
+        assert!(!start.is_new(&item("x", None)));
+        assert!(start.is_new(&item("y", None)));
+    }
+
+    #[test]
+    fn it_should_keep_fields_it_does_not_know_and_read_the_seeds_cursor() {
+        let seed = json!({"last_processed_event_id": "42", "last_processed_event_timestamp": "2025-01-01T00:00:00Z", "vendor": 1});
+        let cursor = Cursor::read(Some(&seed)).unwrap();
+        assert_eq!(cursor.to_value()["vendor"], 1);
+        assert!(!cursor.is_new(&item("41", Some("2024-12-31T00:00:00Z"))));
+        assert!(cursor.is_new(&item("43", Some("2025-01-01T00:00:01Z"))));
+    }
+}

@@ -1,0 +1,723 @@
+//! The poller: polls `rss/on_new_item` feeds and `http/on_new_records` JSON endpoints, and fires
+//! one run per new item.
+//!
+//! **Fire, then advance.** Runs are streams of their own, so "fire the new items and move the
+//! cursor" cannot be one append. It is two steps whose order makes a crash between them harmless:
+//! each new item's run is recorded first, with a run id derived from (trigger, item id)
+//! (`RunCause::PolledItem`), then the cursor moves with `AdvanceCursor { seen, next }`. A crash
+//! after the runs and before the cursor leaves the cursor where it was, so the next poll finds
+//! the same items new again; their runs exist already, so firing them records nothing (no
+//! repeat), and this time the cursor moves (no loss). A cursor that moved meanwhile
+//! (`CursorConflict`: another process polled the trigger first) ends the poll; the next one reads
+//! the new cursor.
+//!
+//! **Watermark.** The cursor holds the newest item seen (its timestamp and id), never the time of
+//! the poll, plus the ids seen in an overlap window below it ([`cursor`]). The first poll after
+//! enabling records the cursor at the newest item and fires nothing, unless the config has
+//! `since`: then items published after `since` fire.
+//!
+//! **One poll at a time.** Every trigger this process owns (by [`Membership`], like schedules)
+//! has one task that polls, sleeps `polling_frequency` (at least `min_interval`) and polls
+//! again; a poll asked for over HTTP takes the same per-trigger lock. Two processes that both
+//! think they own a trigger for a moment are kept apart by the cursor's `seen` check and the run
+//! ids.
+//!
+//! **Failures** (the source unreachable, answering an error, or something unreadable) are
+//! recorded in the cursor's `poll_status` (consecutive failures, last error), the next poll waits
+//! twice as long each time (up to [`MAX_BACKOFF`]), and after `max_failures` in a row the trigger
+//! disables itself with `AutoDisableTrigger`, whose event records the reason.
+//!
+//! # Layout
+//! - [`cursor`]: the cursor's shape and which items are new.
+//! - [`feed`]: RSS and Atom feeds into items.
+//! - [`json`]: JSON records into items, and the next page.
+//! - this module: following the triggers, polling, firing, advancing.
+
+pub mod cursor;
+pub mod feed;
+pub mod json;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aggregates::event::Stamp;
+use aggregates::{
+    Actor, Firing, RunCause, Trigger, TriggerAction, TriggerCommand, TriggerError, TriggerRecord,
+    TriggerStatus,
+};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::commands::{CommandError, Commands};
+use crate::connections::Connections;
+use crate::projector::ProjectionHandle;
+use crate::runs::{RunCommandError, Runs};
+use crate::scheduler::Membership;
+use crate::store::{Store, StoreError};
+pub use cursor::{Cursor, PollStatus};
+
+/// The providers whose triggers are polled.
+pub const PROVIDERS: [&str; 2] = ["rss", "http"];
+
+/// `polling_frequency` when a trigger's config has none: the catalogue's default.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The longest wait between two polls of a failing source: an hour keeps probing a source
+/// that is down for a day without hammering it.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+
+/// How long one request to a source may take, and the most a response may hold.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The most pages of a JSON endpoint one poll reads before stopping at what it has: a source
+/// whose pages never reach the cursor (or a loop of `next` links) cannot hold a poll forever.
+pub const MAX_PAGES: usize = 20;
+
+/// The longest the loop goes without looking at the read model again.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// One thing a source lists: its id, its time if it has one, and what a run receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: String,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub payload: Value,
+}
+
+/// The poller's policy, from `ServeConfig`.
+#[derive(Debug, Clone, Copy)]
+pub struct PollSettings {
+    /// The floor of every trigger's `polling_frequency` (`TRIGGER_ENGINE_MIN_POLLING_MS`).
+    pub min_interval: Duration,
+    /// Failures in a row after which a trigger disables itself (`TRIGGER_ENGINE_POLL_MAX_FAILURES`).
+    pub max_failures: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The trigger is not an enabled polling trigger (any more).
+    #[error("not an enabled polling trigger")]
+    NotPollable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Run(#[from] RunCommandError),
+}
+
+/// What the source did wrong: recorded in `poll_status` and counted towards auto-disable.
+#[derive(Debug)]
+struct SourceError(String);
+
+/// A poll decided but not yet carried out: the cursor it read, the items to fire (oldest first)
+/// and the cursor to move to.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub record: TriggerRecord,
+    pub seen: Option<Value>,
+    pub new: Vec<Item>,
+    pub next: Cursor,
+}
+
+/// What a poll did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Polled {
+    /// The source answered: `fired` new runs were recorded (duplicates not counted) and the
+    /// cursor moved, unless another poll had moved it first (`conflict`).
+    Succeeded { fired: usize, conflict: bool },
+    /// The source failed, for the `consecutive_failures`-th time in a row; `disabled` when that
+    /// disabled the trigger.
+    Failed {
+        error: String,
+        consecutive_failures: u32,
+        disabled: bool,
+    },
+}
+
+/// Polls triggers: shared by the background loop and the HTTP "poll now" endpoint.
+#[derive(Clone)]
+pub struct Poller {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    runs: Runs,
+    commands: Commands,
+    connections: Connections,
+    client: reqwest::Client,
+    settings: PollSettings,
+    /// One lock per trigger: one poll at a time per trigger in this process.
+    locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    request_id: String,
+}
+
+impl Poller {
+    pub fn new(
+        store: Arc<Store>,
+        runs: Runs,
+        commands: Commands,
+        connections: Connections,
+        settings: PollSettings,
+        node_id: &str,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("trigger-engine/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                runs,
+                commands,
+                connections,
+                client,
+                settings,
+                locks: Mutex::new(HashMap::new()),
+                request_id: format!("poller:{node_id}"),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> PollSettings {
+        self.inner.settings
+    }
+
+    /// Polls `id` once now (waiting for a poll under way to finish first): fetches, fires the
+    /// new items, advances the cursor; on a source failure records it, and disables the trigger
+    /// after too many.
+    #[tracing::instrument(skip(self), fields(trigger_id = %id))]
+    pub async fn poll(&self, id: Uuid) -> Result<Polled, PollError> {
+        let lock = self.lock_of(id);
+        let _polling = lock.lock().await;
+        match self.plan_unlocked(id).await? {
+            Ok(batch) => {
+                let fired = self.fire(&batch).await?;
+                let conflict = !self.advance(id, batch).await?;
+                Ok(Polled::Succeeded { fired, conflict })
+            }
+            Err(SourceError(error)) => self.record_failure(id, error).await,
+        }
+    }
+
+    /// The first half of a poll: reads the trigger and its source and decides what to fire and
+    /// where the cursor goes. With [`fire`](Self::fire) and [`advance`](Self::advance) it makes
+    /// [`poll`](Self::poll); apart, it lets a test stop where a crash would.
+    pub async fn plan(&self, id: Uuid) -> Result<Result<Batch, String>, PollError> {
+        let lock = self.lock_of(id);
+        let _polling = lock.lock().await;
+        Ok(self.plan_unlocked(id).await?.map_err(|SourceError(e)| e))
+    }
+
+    async fn plan_unlocked(&self, id: Uuid) -> Result<Result<Batch, SourceError>, PollError> {
+        let record = self.current(id).await?;
+        let config = record.trigger_config.clone().unwrap_or(Value::Null);
+        let stored = Cursor::read(record.cursor_data.as_ref());
+        // A cursor of an earlier enabling (or none) means this is the first poll: start afresh.
+        let carried = stored
+            .filter(|cursor| cursor.enabled_at.is_none() || cursor.enabled_at == record.enabled_at);
+        let first = carried.is_none();
+        let since = config
+            .get("since")
+            .and_then(Value::as_str)
+            .and_then(feed::parse_date);
+        let mut cursor = carried.unwrap_or_else(|| Cursor {
+            enabled_at: record.enabled_at,
+            ..Cursor::default()
+        });
+        if first {
+            // Keep what the failures so far say.
+            if let Some(stored) = Cursor::read(record.cursor_data.as_ref()) {
+                cursor.poll_status = stored.poll_status;
+            }
+        }
+        let is_new = |cursor: &Cursor, item: &Item| match (first, since) {
+            (true, None) => false,
+            (true, Some(since)) => item.timestamp.is_some_and(|at| at > since),
+            (false, _) => cursor.is_new(item),
+        };
+        let observed = match self.fetch(&record, &config, &cursor, &is_new).await {
+            Ok(observed) => observed,
+            Err(error) => return Ok(Err(error)),
+        };
+        let mut new: Vec<Item> = observed
+            .iter()
+            .filter(|item| is_new(&cursor, item))
+            .cloned()
+            .collect();
+        // Oldest first: sources list newest first; with times, by time.
+        new.reverse();
+        if new.iter().all(|item| item.timestamp.is_some()) {
+            new.sort_by_key(|item| item.timestamp);
+        }
+        cursor.poll_status.consecutive_failures = 0;
+        let next = cursor.after(&observed);
+        Ok(Ok(Batch {
+            seen: record.cursor_data.clone(),
+            record,
+            new,
+            next,
+        }))
+    }
+
+    /// Records a run for each new item of `batch`, oldest first; an item fired before (by a poll
+    /// that stopped before advancing) records nothing. Returns how many runs are new.
+    pub async fn fire(&self, batch: &Batch) -> Result<usize, PollError> {
+        let now = Utc::now();
+        let record = &batch.record;
+        let mut fired = 0;
+        for item in &batch.new {
+            let firing = Firing {
+                project_trigger_id: record.project_trigger_id,
+                org_id: record.org_id,
+                project_id: record.project_id.clone(),
+                provider_id: record.provider_id.clone(),
+                trigger_id: record.trigger_id.clone(),
+                cause: RunCause::PolledItem {
+                    id: item.id.clone(),
+                },
+                payload: item.payload.clone(),
+                received_at: now,
+            };
+            let outcome = self
+                .inner
+                .runs
+                .fire(firing, stamp(now), &self.inner.request_id)
+                .await?;
+            if matches!(outcome, crate::runs::Fired::New { .. }) {
+                fired += 1;
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Moves the cursor from the one `batch` read to its next one. `false` when another poll had
+    /// moved it first (nothing is recorded; the next poll reads the new one).
+    pub async fn advance(&self, id: Uuid, batch: Batch) -> Result<bool, PollError> {
+        let command = TriggerCommand::new(
+            Utc::now(),
+            Actor::system("poller"),
+            TriggerAction::AdvanceCursor {
+                seen: batch.seen,
+                next: batch.next.to_value(),
+            },
+        );
+        match self
+            .inner
+            .commands
+            .execute(id, command, &self.inner.request_id)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(CommandError::Rejected(TriggerError::CursorConflict { .. })) => {
+                tracing::info!(trigger_id = %id, "cursor moved under this poll; the next poll reads it");
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn record_failure(&self, id: Uuid, error: String) -> Result<Polled, PollError> {
+        tracing::warn!(trigger_id = %id, %error, "poll failed");
+        let record = self.current(id).await?;
+        let mut cursor = Cursor::read(record.cursor_data.as_ref()).unwrap_or_else(|| Cursor {
+            enabled_at: record.enabled_at,
+            ..Cursor::default()
+        });
+        let now = Utc::now();
+        cursor.poll_status = PollStatus {
+            consecutive_failures: cursor.poll_status.consecutive_failures + 1,
+            last_error: Some(error.clone()),
+            last_error_at: Some(now),
+        };
+        let consecutive_failures = cursor.poll_status.consecutive_failures;
+        let batch = Batch {
+            seen: record.cursor_data.clone(),
+            record,
+            new: Vec::new(),
+            next: cursor,
+        };
+        self.advance(id, batch).await?;
+        let disabled = consecutive_failures >= self.inner.settings.max_failures;
+        if disabled {
+            let reason = format!("{consecutive_failures} polls in a row failed; the last: {error}");
+            tracing::warn!(trigger_id = %id, %reason, "disabling the trigger");
+            let command = TriggerCommand::new(
+                now,
+                Actor::system("poller"),
+                TriggerAction::AutoDisableTrigger { reason },
+            );
+            self.inner
+                .commands
+                .execute(id, command, &self.inner.request_id)
+                .await?;
+        }
+        Ok(Polled::Failed {
+            error,
+            consecutive_failures,
+            disabled,
+        })
+    }
+
+    /// The trigger as its events say now (not the read model, which may lag the cursor).
+    async fn current(&self, id: Uuid) -> Result<TriggerRecord, PollError> {
+        let loaded = self.inner.store.load::<Trigger>(id).await?;
+        loaded
+            .state
+            .record()
+            .filter(|record| {
+                record.status == TriggerStatus::Enabled
+                    && !record.is_deleted()
+                    && PROVIDERS.contains(&record.provider_id.as_str())
+            })
+            .cloned()
+            .ok_or(PollError::NotPollable)
+    }
+
+    fn lock_of(&self, id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .locks
+            .lock()
+            .expect("the lock map is never poisoned");
+        locks.entry(id).or_default().clone()
+    }
+
+    fn forget(&self, id: Uuid) {
+        let mut locks = self
+            .inner
+            .locks
+            .lock()
+            .expect("the lock map is never poisoned");
+        if locks
+            .get(&id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&id);
+        }
+    }
+
+    /// Reads the source: a feed whole, a JSON endpoint page by page until a page holds an item
+    /// that is not new (the cursor is reached), there is no next page, or [`MAX_PAGES`].
+    async fn fetch(
+        &self,
+        record: &TriggerRecord,
+        config: &Value,
+        cursor: &Cursor,
+        is_new: &(dyn Fn(&Cursor, &Item) -> bool + Sync),
+    ) -> Result<Vec<Item>, SourceError> {
+        let text = |name: &str| config.get(name).and_then(Value::as_str);
+        if record.provider_id == "rss" {
+            let url = text("feed_url").ok_or_else(|| SourceError("no `feed_url`".into()))?;
+            let (body, _) = self.get(url, None).await?;
+            return feed::parse(url, &body).map_err(SourceError);
+        }
+        let url = text("url").ok_or_else(|| SourceError("no `url`".into()))?;
+        let fields = json::Fields {
+            items_path: text("items_path").unwrap_or(""),
+            id_field: text("id_field").ok_or_else(|| SourceError("no `id_field`".into()))?,
+            timestamp_field: text("timestamp_field"),
+        };
+        let header = self.credential_header(record, config).await?;
+        let mut observed = Vec::new();
+        let mut page = reqwest::Url::parse(url)
+            .map_err(|error| SourceError(format!("`url` is not a URL: {error}")))?;
+        for _ in 0..MAX_PAGES {
+            let (body, next) = self.get(page.as_str(), header.as_ref()).await?;
+            let body: Value = serde_json::from_str(&body)
+                .map_err(|error| SourceError(format!("response is not JSON: {error}")))?;
+            let items = json::parse(url, &body, &fields).map_err(SourceError)?;
+            let reached = items.is_empty() || items.iter().any(|item| !is_new(cursor, item));
+            observed.extend(items);
+            match next {
+                Some(next) if !reached => {
+                    page = page.join(&next).map_err(|error| {
+                        SourceError(format!("next page `{next}` is not a URL: {error}"))
+                    })?;
+                }
+                _ => break,
+            }
+        }
+        Ok(observed)
+    }
+
+    /// One GET: the body as text and the `rel="next"` link, or what went wrong.
+    async fn get(
+        &self,
+        url: &str,
+        header: Option<&(String, String)>,
+    ) -> Result<(String, Option<String>), SourceError> {
+        let mut request = self.inner.client.get(url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| SourceError(format!("GET {url} failed: {error}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(SourceError(format!("GET {url} answered {status}")));
+        }
+        let next = response
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find_map(json::next_link)
+            .map(str::to_owned);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| SourceError(format!("reading {url} failed: {error}")))?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(SourceError(format!(
+                "{url} answered more than {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        Ok((String::from_utf8_lossy(&body).into_owned(), next))
+    }
+
+    /// The header carrying the connection's credential, when the config names one: the
+    /// credential `header_value` as it is, or `api_key` as it is, or `access_token` (as
+    /// `Bearer <token>` in `Authorization`).
+    async fn credential_header(
+        &self,
+        record: &TriggerRecord,
+        config: &Value,
+    ) -> Result<Option<(String, String)>, SourceError> {
+        let (Some(name), Some(connection_id)) = (
+            config.get("header_name").and_then(Value::as_str),
+            record.connection_id,
+        ) else {
+            return Ok(None);
+        };
+        let (_, credentials) = self
+            .inner
+            .connections
+            .with_credentials(record.org_id, connection_id)
+            .await
+            .map_err(|error| SourceError(format!("connection {connection_id}: {error}")))?;
+        let value = credentials
+            .get_str("header_value")
+            .or_else(|| credentials.get_str("api_key"))
+            .map(str::to_owned)
+            .or_else(|| {
+                credentials.get_str("access_token").map(|token| {
+                    if name.eq_ignore_ascii_case("authorization") {
+                        format!("Bearer {token}")
+                    } else {
+                        token.to_owned()
+                    }
+                })
+            })
+            .ok_or_else(|| {
+                SourceError(format!(
+                    "connection {connection_id} has no header_value, api_key or access_token"
+                ))
+            })?;
+        Ok(Some((name.to_owned(), value)))
+    }
+}
+
+fn stamp(at: DateTime<Utc>) -> Stamp {
+    Stamp {
+        at,
+        by: Actor::system("poller"),
+    }
+}
+
+/// How long a trigger waits between polls: its `polling_frequency` (milliseconds, integer or
+/// string of digits), at least `min`.
+pub fn interval(config: &Value, min: Duration) -> Duration {
+    let millis = match config.get("polling_frequency") {
+        Some(Value::Number(number)) => number.as_u64(),
+        Some(Value::String(text)) => text.parse().ok(),
+        _ => None,
+    };
+    millis
+        .map_or(DEFAULT_INTERVAL, Duration::from_millis)
+        .max(min)
+}
+
+/// The wait after `failures` failed polls in a row: the interval doubled for each, at most
+/// [`MAX_BACKOFF`] (or the interval, if that is longer).
+pub fn backoff(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.min(16);
+    interval
+        .saturating_mul(factor)
+        .min(MAX_BACKOFF.max(interval))
+}
+
+/// What the loop keeps of a trigger it polls: the fields that, changed, restart its task.
+#[derive(PartialEq)]
+struct Key {
+    config: Option<Value>,
+    connection_id: Option<Uuid>,
+    enabled_at: Option<DateTime<Utc>>,
+}
+
+struct Task {
+    key: Key,
+    interval: Duration,
+    stop: Option<CancellationToken>,
+}
+
+/// Starts the polling loop; it stops when `shutdown` is cancelled, after the polls under way.
+pub fn spawn(
+    poller: Poller,
+    store: Arc<Store>,
+    projections: ProjectionHandle,
+    membership: Membership,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tasks: HashMap<Uuid, Task> = HashMap::new();
+        let mut running = JoinSet::new();
+        let mut seen = 0;
+        let mut progress = projections.subscribe();
+        let mut nodes = membership.subscribe();
+        loop {
+            match follow(&store, &mut seen, &mut tasks, &poller).await {
+                Ok(()) => {}
+                Err(error) => tracing::error!(%error, "reading polling triggers failed; retrying"),
+            }
+            for (id, task) in &mut tasks {
+                let owned = membership.owns(*id);
+                match (&task.stop, owned) {
+                    (None, true) => {
+                        let stop = shutdown.child_token();
+                        task.stop = Some(stop.clone());
+                        running.spawn(poll_loop(poller.clone(), *id, task.interval, stop));
+                    }
+                    (Some(stop), false) => {
+                        stop.cancel();
+                        task.stop = None;
+                    }
+                    _ => {}
+                }
+            }
+            while running.try_join_next().is_some() {}
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = progress.changed() => {}
+                Ok(()) = nodes.changed() => {}
+                () = tokio::time::sleep(IDLE) => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+        tracing::debug!("poller stopped");
+    })
+}
+
+/// Takes in polling triggers changed since `seen`: a new, re-enabled or reconfigured trigger gets
+/// a fresh task; a disabled or deleted one loses its task. A cursor move changes none of that.
+async fn follow(
+    store: &Store,
+    seen: &mut i64,
+    tasks: &mut HashMap<Uuid, Task>,
+    poller: &Poller,
+) -> Result<(), StoreError> {
+    let mut changed = Vec::new();
+    for provider in PROVIDERS {
+        changed.extend(store.trigger_views_of_since(provider, *seen).await?);
+    }
+    for view in changed {
+        *seen = (*seen).max(view.last_position);
+        let record = view.record;
+        let id = record.project_trigger_id;
+        let active = record.status == TriggerStatus::Enabled && !record.is_deleted();
+        let key = Key {
+            config: record.trigger_config.clone(),
+            connection_id: record.connection_id,
+            enabled_at: record.enabled_at,
+        };
+        if active && tasks.get(&id).is_some_and(|task| task.key == key) {
+            continue;
+        }
+        if let Some(stop) = tasks.remove(&id).and_then(|task| task.stop) {
+            stop.cancel();
+        }
+        if active {
+            let config = record.trigger_config.clone().unwrap_or(Value::Null);
+            tasks.insert(
+                id,
+                Task {
+                    key,
+                    interval: interval(&config, poller.settings().min_interval),
+                    stop: None,
+                },
+            );
+        } else {
+            poller.forget(id);
+        }
+    }
+    Ok(())
+}
+
+/// One trigger's polls: now, then every `interval`, backing off while it fails. A poll cut short
+/// by `stop` is one that crashed, which fire-then-advance makes harmless.
+async fn poll_loop(poller: Poller, id: Uuid, interval: Duration, stop: CancellationToken) {
+    let mut errors = 0;
+    loop {
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return,
+            outcome = poller.poll(id) => outcome,
+        };
+        let wait = match outcome {
+            Ok(Polled::Succeeded { .. }) => {
+                errors = 0;
+                interval
+            }
+            Ok(Polled::Failed { disabled: true, .. }) | Err(PollError::NotPollable) => return,
+            Ok(Polled::Failed {
+                consecutive_failures,
+                ..
+            }) => backoff(interval, consecutive_failures),
+            Err(error) => {
+                errors += 1;
+                tracing::error!(trigger_id = %id, %error, "poll could not be recorded; retrying");
+                backoff(interval, errors)
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn it_should_read_the_polling_frequency_in_milliseconds_above_the_floor() {
+        let floor = Duration::from_millis(1_000);
+        assert_eq!(
+            interval(&json!({"polling_frequency": "10000"}), floor),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            interval(&json!({"polling_frequency": 5}), floor),
+            floor,
+            "never below the floor"
+        );
+        assert_eq!(interval(&json!({}), floor), DEFAULT_INTERVAL);
+    }
+
+    #[test]
+    fn it_should_double_the_wait_for_each_failure_up_to_the_cap() {
+        let second = Duration::from_secs(1);
+        assert_eq!(backoff(second, 1), Duration::from_secs(2));
+        assert_eq!(backoff(second, 3), Duration::from_secs(8));
+        assert_eq!(backoff(second, 40), MAX_BACKOFF);
+    }
+}
