@@ -137,6 +137,12 @@ pub fn github(
     ) {
         return Ok(Verdict::Ignore("another repository"));
     }
+    let installation = target.config.get("installation_id").and_then(Value::as_u64);
+    if installation.is_some()
+        && payload.pointer("/installation/id").and_then(Value::as_u64) != installation
+    {
+        return Ok(Verdict::Ignore("another installation"));
+    }
     Ok(Verdict::Fire {
         key: headers.get("x-github-delivery").map(str::to_owned),
         payload,
@@ -289,6 +295,18 @@ mod tests {
         assert!(ignored(&github_headers("push"), &opened));
         assert!(ignored(&github_headers("issues"), &closed));
         assert!(ignored(&github_headers("issues"), &elsewhere));
+        let installed = json!({"installation_id": 7});
+        let target = github_target(&installed);
+        let other_installation = json!({"action": "opened", "installation": {"id": 8}});
+        let this_installation = json!({"action": "opened", "installation": {"id": 7}});
+        assert!(matches!(
+            github(&target, &github_headers("issues"), other_installation),
+            Ok(Verdict::Ignore(_))
+        ));
+        assert!(matches!(
+            github(&target, &github_headers("issues"), this_installation),
+            Ok(Verdict::Fire { .. })
+        ));
     }
 
     #[test]

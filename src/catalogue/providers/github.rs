@@ -70,6 +70,12 @@ fn github_config() -> Value {
                 "pattern": "^[A-Za-z0-9]+(-[A-Za-z0-9]+)*/[A-Za-z0-9._-]+$",
                 "examples": ["octo-org/hello-world"],
             },
+            "installation_id": {
+                "description": "Only events of this GitHub App installation (its numeric id): \
+                                for deliveries to the app's URL, /v1/webhooks/github.",
+                "type": "integer",
+                "minimum": 1,
+            },
         },
         "required": ["signing_secret"],
     }))
