@@ -1,50 +1,14 @@
 //! An acknowledged write survives the engine being killed (SIGKILL) right after it answered.
 
-use std::process::Stdio;
-
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
 
-use crate::helpers::{eventually, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{start_engine, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 crate::on_every_store!(it_should_keep_acknowledged_writes_when_killed_right_after);
 
-/// A port nobody listens on now; the engine binds it a moment later.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the real binary on `db` and waits until it answers `/healthz`.
-async fn start_engine(db: &TestDb, http: &reqwest::Client) -> (Child, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_trigger-engine"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env("TRIGGER_ENGINE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TRIGGER_ENGINE_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("TRIGGER_ENGINE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting trigger-engine serve");
-    let address = format!("http://127.0.0.1:{port}");
-    let healthz = format!("{address}/healthz");
-    eventually(60, "the engine to answer /healthz", || {
-        let (http, healthz) = (http.clone(), healthz.clone());
-        async move { matches!(http.get(&healthz).send().await, Ok(r) if r.status() == 200) }
-    })
-    .await;
-    (child, address)
-}
-
 async fn it_should_keep_acknowledged_writes_when_killed_right_after(db: TestDb) {
     let http = reqwest::Client::new();
-    let (mut engine, address) = start_engine(&db, &http).await;
+    let (mut engine, address) = start_engine(&db, &http, &[]).await;
     let token: Value = http
         .post(format!("{address}/token"))
         .form(&[
@@ -86,7 +50,7 @@ async fn it_should_keep_acknowledged_writes_when_killed_right_after(db: TestDb) 
     // No graceful shutdown: the process dies at once, as in a crash.
     engine.kill().await.unwrap();
 
-    let (mut engine, address) = start_engine(&db, &http).await;
+    let (mut engine, address) = start_engine(&db, &http, &[]).await;
     for (n, id) in acknowledged.iter().enumerate() {
         let response = http
             .get(format!("{address}/triggers/{id}"))

@@ -454,3 +454,48 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A port nobody listens on now; the engine binds it a moment later.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real binary (`serve`) on `db` with `env` added, and waits until it answers
+/// `/healthz`. Returns the process (killed if dropped) and its base URL. Its logs (stderr) show
+/// only when `TEST_LOG` is set.
+pub async fn start_engine(
+    db: &TestDb,
+    http: &reqwest::Client,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trigger-engine"))
+        .arg("serve")
+        .env("DATABASE_URL", &db.url)
+        .env("TRIGGER_ENGINE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TRIGGER_ENGINE_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("TRIGGER_ENGINE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting trigger-engine serve");
+    let address = format!("http://127.0.0.1:{port}");
+    let healthz = format!("{address}/healthz");
+    eventually(60, "the engine to answer /healthz", || {
+        let (http, healthz) = (http.clone(), healthz.clone());
+        async move { matches!(http.get(&healthz).send().await, Ok(r) if r.status() == 200) }
+    })
+    .await;
+    (child, address)
+}

@@ -10,6 +10,7 @@ mod executor;
 mod health;
 mod http_triggers;
 mod identity;
+mod multiprocess;
 mod openapi;
 mod operations;
 mod ordering;
