@@ -10,7 +10,11 @@
 //! that left), slots that passed since the trigger last changed and within its catch-up window are
 //! handled by its `catch_up` policy: `latest` (the default) fires the latest of them, `all` fires
 //! every one, `none` fires none. Slots that had fired already are no-ops, so a restart of a healthy
-//! engine fires nothing twice.
+//! engine fires nothing twice. `all` starts after the latest slot the run read model shows fired,
+//! not from the trigger's last change: a process taking over a trigger that has run for hours
+//! would otherwise replay every one of its slots, one no-op append each, before the first missed
+//! one. That is safe because a trigger's fired slots stay gap-free: each process fires its slots in
+//! order and retries a slot whose firing failed rather than skip it.
 //!
 //! # Layout
 //! - [`membership`]: which process fires which trigger.
@@ -40,8 +44,15 @@ pub use membership::Membership;
 /// The provider whose triggers the scheduler fires.
 pub const PROVIDER: &str = "schedule";
 
-/// The longest the scheduler sleeps without looking at the read model and the clock again.
+/// The longest the scheduler sleeps without looking at the read model and the clock again; also
+/// how long it waits before firing again after a firing failed (a store that refuses now is not
+/// retried in a tight loop).
 const IDLE: Duration = Duration::from_secs(1);
+
+/// How many of a trigger's newest runs catch-up reads to find its latest fired slot: a few more
+/// than one, so a run fired by hand (the deprecated key URL) among them does not hide the latest
+/// slot. If none is a slot, catch-up starts from the trigger's last change: slower, never lossy.
+const RECENT_RUNS: i64 = 10;
 
 /// Catch-up looks back at most this far by default (`trigger_config.catch_up_window_seconds`).
 pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -100,6 +111,7 @@ pub fn spawn(
             entries: HashMap::new(),
             queue: BTreeSet::new(),
             seen: 0,
+            hold_until: None,
             request_id: format!("scheduler:{}", membership.node_id()),
         };
         let mut progress = projections.subscribe();
@@ -109,14 +121,11 @@ pub fn spawn(
                 tracing::error!(%error, "reading schedule triggers failed; retrying");
             }
             scheduler.fire_due().await;
-            let pause = scheduler
-                .queue
-                .first()
-                .map_or(IDLE, |(at, _)| until(*at).min(IDLE));
+            let pause = scheduler.pause();
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 _ = progress.changed() => {}
-                Ok(()) = nodes.changed() => scheduler.reassign(),
+                Ok(()) = nodes.changed() => scheduler.reassign().await,
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -138,6 +147,8 @@ struct Scheduler {
     seen: i64,
     /// Recorded with every firing: which process fired it (`scheduler:<node id>`).
     request_id: String,
+    /// After a firing failed: no firing before then.
+    hold_until: Option<tokio::time::Instant>,
 }
 
 impl Scheduler {
@@ -176,10 +187,21 @@ impl Scheduler {
                 },
             );
             if self.membership.owns(id) {
-                self.take_on(id);
+                self.take_on(id).await;
             }
         }
         Ok(())
+    }
+
+    /// How long to sleep: until the next queued slot or a failed firing's hold, at most [`IDLE`].
+    fn pause(&self) -> Duration {
+        let next = self
+            .queue
+            .first()
+            .map_or(IDLE, |(at, _)| until(*at).min(IDLE));
+        self.hold_until.map_or(next, |hold| {
+            next.max(hold.saturating_duration_since(tokio::time::Instant::now()))
+        })
     }
 
     fn forget(&mut self, id: Uuid) {
@@ -192,7 +214,7 @@ impl Scheduler {
 
     /// After the list of processes changed: queue the triggers this process now owns, drop the
     /// ones it no longer does.
-    fn reassign(&mut self) {
+    async fn reassign(&mut self) {
         let mut gained = Vec::new();
         for (id, entry) in &mut self.entries {
             match (self.membership.owns(*id), entry.next) {
@@ -205,36 +227,70 @@ impl Scheduler {
             }
         }
         for id in gained {
-            self.take_on(id);
+            self.take_on(id).await;
         }
     }
 
     /// Takes on a trigger: queues the slot its catch-up policy says to fire now, if any, else its
     /// next slot. After a slot fires, the next one after it is queued, so `all` works through the
     /// missed slots one by one until it reaches the present.
-    fn take_on(&mut self, id: Uuid) {
-        match self.catch_up_slot(id) {
+    async fn take_on(&mut self, id: Uuid) {
+        match self.catch_up_slot(id).await {
             Some(at) => self.queue_at(id, at),
             None => self.queue_next(id, Utc::now()),
         }
     }
 
     /// The missed slot to fire first, by the trigger's policy: slots after its last change and
-    /// within its window count as missed.
-    fn catch_up_slot(&self, id: Uuid) -> Option<DateTime<Utc>> {
+    /// within its window count as missed; for `all`, only those after its latest fired slot.
+    async fn catch_up_slot(&self, id: Uuid) -> Option<DateTime<Utc>> {
         let entry = self.entries.get(&id)?;
         let now = Utc::now();
         let window = chrono::Duration::from_std(entry.window).unwrap_or(chrono::Duration::MAX);
         let floor = entry.record.updated_at.max(now - window);
         match entry.catch_up {
             CatchUp::None => None,
-            CatchUp::All => entry
-                .schedule
-                .between(floor, now, entry.anchor, 1)
-                .first()
-                .map(|slot| slot.at),
+            CatchUp::All => {
+                let floor = match self.last_fired_slot(id).await {
+                    Some(fired) => floor.max(fired),
+                    None => floor,
+                };
+                let entry = self.entries.get(&id)?;
+                entry
+                    .schedule
+                    .between(floor, now, entry.anchor, 1)
+                    .first()
+                    .map(|slot| slot.at)
+            }
             CatchUp::Latest => latest_between(&entry.schedule, floor, now, entry.anchor),
         }
+    }
+
+    /// The latest slot of the trigger's current schedule among its newest runs in the read model.
+    /// The read model may lag the log by a few firings; starting before them only costs no-ops.
+    async fn last_fired_slot(&self, id: Uuid) -> Option<DateTime<Utc>> {
+        let runs = match self.store.trigger_runs(id, None, RECENT_RUNS).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::warn!(trigger = %id, %error, "reading fired slots failed; catching up from the last change");
+                return None;
+            }
+        };
+        let entry = self.entries.get(&id)?;
+        runs.iter()
+            .filter_map(|run| match run.record.firing.cause {
+                RunCause::ScheduleSlot { at } => Some(at),
+                _ => None,
+            })
+            // A run fired by hand is recorded as a slot at the time it was asked for, which is
+            // not on the schedule: starting after it would skip the real slots before it.
+            .filter(|at| {
+                entry
+                    .schedule
+                    .next_after(*at - chrono::Duration::nanoseconds(1), entry.anchor)
+                    .is_some_and(|slot| slot.at == *at)
+            })
+            .max()
     }
 
     fn queue_next(&mut self, id: Uuid, after: DateTime<Utc>) {
@@ -256,8 +312,15 @@ impl Scheduler {
     }
 
     /// Fires every queued slot that is due, all at once (the appender writes them in a few
-    /// statements), then queues each trigger's next slot.
+    /// statements), then queues each trigger's next slot, or the same slot again if its firing
+    /// failed: skipping it would lose it for good.
     async fn fire_due(&mut self) {
+        if let Some(hold) = self.hold_until {
+            if tokio::time::Instant::now() < hold {
+                return;
+            }
+            self.hold_until = None;
+        }
         let now = Utc::now();
         let mut due = Vec::new();
         while let Some(&(at, id)) = self.queue.first() {
@@ -278,19 +341,33 @@ impl Scheduler {
             if let Some(firing_of) = self.firing(*id, *at, now) {
                 let runs = self.runs.clone();
                 let request_id = self.request_id.clone();
-                firing.spawn(async move { runs.fire(firing_of, stamp(now), &request_id).await });
+                let id = *id;
+                firing.spawn(
+                    async move { (id, runs.fire(firing_of, stamp(now), &request_id).await) },
+                );
             }
         }
+        let mut recorded = std::collections::HashSet::new();
         while let Some(result) = firing.join_next().await {
             match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => tracing::error!(%error, "firing a schedule slot failed"),
-                Err(error) => tracing::error!(%error, "a firing task failed"),
+                Ok((id, Ok(_))) => {
+                    recorded.insert(id);
+                }
+                Ok((id, Err(error))) => {
+                    tracing::error!(trigger = %id, %error, "firing a schedule slot failed; retrying it");
+                }
+                Err(error) => tracing::error!(%error, "a firing task failed; retrying its slot"),
             }
         }
         for (id, at) in due {
-            if self.membership.owns(id) {
+            if !self.membership.owns(id) {
+                continue;
+            }
+            if recorded.contains(&id) {
                 self.queue_next(id, at);
+            } else if self.entries.contains_key(&id) {
+                self.queue_at(id, at);
+                self.hold_until = Some(tokio::time::Instant::now() + IDLE);
             }
         }
     }

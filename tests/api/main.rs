@@ -11,6 +11,7 @@ mod executor;
 mod health;
 mod http_triggers;
 mod identity;
+mod multiprocess;
 mod openapi;
 mod operations;
 mod ordering;
