@@ -17,6 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::event::{Stamp, EVENT_VERSION};
+use crate::record::TriggerRecord;
 
 /// What fired a trigger. The key is what makes two firings the same firing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +139,27 @@ pub struct Firing {
     pub cause: RunCause,
     pub payload: Value,
     pub received_at: DateTime<Utc>,
+}
+
+impl Firing {
+    /// A firing of `trigger`: the trigger's identity, with what fired it and the payload.
+    pub fn of(
+        trigger: &TriggerRecord,
+        cause: RunCause,
+        payload: Value,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            project_trigger_id: trigger.project_trigger_id,
+            org_id: trigger.org_id,
+            project_id: trigger.project_id.clone(),
+            provider_id: trigger.provider_id.clone(),
+            trigger_id: trigger.trigger_id.clone(),
+            cause,
+            payload,
+            received_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -207,16 +207,12 @@ async fn fire_with_api_key(
     let shown = Catalogue::builtin()
         .find(&record.provider_id, &record.trigger_id)
         .map_or(Value::Null, |definition| definition.redact(&config));
-    let firing = Firing {
-        project_trigger_id: id,
-        org_id,
-        project_id: record.project_id.clone(),
-        provider_id: record.provider_id.clone(),
-        trigger_id: record.trigger_id.clone(),
-        cause: RunCause::ScheduleSlot { at: now },
-        payload: json!({"scheduled_at": now, "fired_at": now, "schedule": shown, "manual": true}),
-        received_at: now,
-    };
+    let firing = Firing::of(
+        &record,
+        RunCause::ScheduleSlot { at: now },
+        json!({"scheduled_at": now, "fired_at": now, "schedule": shown, "manual": true}),
+        now,
+    );
     let stamp = Stamp {
         at: now,
         by: Actor::ApiKey(key_id),

@@ -362,16 +362,7 @@ impl Delivery<'_> {
         let key = key
             .or_else(|| idempotency_key(self.headers))
             .unwrap_or_else(|| Uuid::new_v4().to_string());
-        let firing = Firing {
-            project_trigger_id: record.project_trigger_id,
-            org_id: record.org_id,
-            project_id: record.project_id.clone(),
-            provider_id: record.provider_id.clone(),
-            trigger_id: record.trigger_id.clone(),
-            cause: RunCause::Delivery { key },
-            payload,
-            received_at: self.now,
-        };
+        let firing = Firing::of(record, RunCause::Delivery { key }, payload, self.now);
         let stamp = Stamp {
             at: self.now,
             by: actor,

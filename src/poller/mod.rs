@@ -273,18 +273,14 @@ impl Poller {
         let record = &batch.record;
         let mut fired = 0;
         for item in &batch.new {
-            let firing = Firing {
-                project_trigger_id: record.project_trigger_id,
-                org_id: record.org_id,
-                project_id: record.project_id.clone(),
-                provider_id: record.provider_id.clone(),
-                trigger_id: record.trigger_id.clone(),
-                cause: RunCause::PolledItem {
+            let firing = Firing::of(
+                record,
+                RunCause::PolledItem {
                     id: item.id.clone(),
                 },
-                payload: item.payload.clone(),
-                received_at: now,
-            };
+                item.payload.clone(),
+                now,
+            );
             let outcome = self
                 .inner
                 .runs

@@ -378,20 +378,16 @@ impl Scheduler {
         let shown = Catalogue::builtin()
             .find(&record.provider_id, &record.trigger_id)
             .map_or(Value::Null, |definition| definition.redact(&config));
-        Some(Firing {
-            project_trigger_id: id,
-            org_id: record.org_id,
-            project_id: record.project_id.clone(),
-            provider_id: record.provider_id.clone(),
-            trigger_id: record.trigger_id.clone(),
-            cause: RunCause::ScheduleSlot { at },
-            payload: json!({
+        Some(Firing::of(
+            record,
+            RunCause::ScheduleSlot { at },
+            json!({
                 "scheduled_at": at,
                 "fired_at": now,
                 "schedule": shown,
             }),
-            received_at: now,
-        })
+            now,
+        ))
     }
 }
 
