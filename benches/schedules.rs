@@ -1,0 +1,217 @@
+//! Schedule benchmark for issue #5, printed as Markdown (copy into docs/benchmarks.md).
+//!
+//! `cargo bench --bench schedules` runs the engine in this process with `BENCH_SCHEDULES` (default
+//! 10,000) enabled `* * * * *` schedule triggers (on PostgreSQL when `BENCH_DATABASE_URL` or
+//! `TEST_DATABASE_URL` is set, else SQLite), executors off, and waits for `BENCH_MINUTES` (default
+//! 2) minute boundaries. For each it reports how many slots fired and the fire lag (the
+//! `RunRequested` event's `recorded_at` minus the slot time) at p50, p99 and max, and the engine
+//! process's CPU over that minute (user + system, from /proc/self/stat; the database's own CPU is
+//! not counted).
+
+use std::time::Duration;
+
+use aggregates::{Actor, NewTrigger, RunCause, RunEvent, TriggerAction, TriggerCommand};
+use chrono::{DateTime, DurationRound, Utc};
+use serde_json::json;
+use sqlx::Connection;
+use trigger_engine::app::App;
+use trigger_engine::config::{ServeConfig, StoreConfig};
+use uuid::Uuid;
+
+const EMAIL: &str = "bench@example.com";
+const PASSWORD: &str = "bench password";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let schedules: usize = env_or("BENCH_SCHEDULES", 10_000);
+    let minutes: usize = env_or("BENCH_MINUTES", 2);
+    let folder = tempfile::tempdir()?;
+    let admin = std::env::var("BENCH_DATABASE_URL").or_else(|_| std::env::var("TEST_DATABASE_URL"));
+    let (name, url) = match &admin {
+        Ok(admin) => {
+            let mut connection = sqlx::PgConnection::connect(admin).await?;
+            sqlx::query("DROP DATABASE IF EXISTS trigger_engine_bench_schedules WITH (FORCE)")
+                .execute(&mut connection)
+                .await?;
+            sqlx::query("CREATE DATABASE trigger_engine_bench_schedules")
+                .execute(&mut connection)
+                .await?;
+            let base = admin
+                .rsplit_once('/')
+                .map_or(admin.as_str(), |(base, _)| base);
+            ("postgres", format!("{base}/trigger_engine_bench_schedules"))
+        }
+        Err(_) => (
+            "sqlite",
+            format!("sqlite://{}/schedules.db", folder.path().display()),
+        ),
+    };
+    println!(
+        "machine: {} cores; store {name}; {schedules} schedules `* * * * *`; executors off",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let store = StoreConfig {
+        database_url: url,
+        pool_size: 16,
+    };
+    let mut serve = ServeConfig {
+        listen: "127.0.0.1:0".parse()?,
+        admin_email: Some(EMAIL.into()),
+        admin_password: Some(PASSWORD.into()),
+        ..ServeConfig::from_env()
+    };
+    serve.executor.executor_concurrency = 0;
+    let app = App::build(&store, &serve).await?;
+    let token = app
+        .identity
+        .password_grant(EMAIL, PASSWORD, Utc::now())
+        .await?
+        .access_token;
+    let caller = app.identity.verify_token(&token, Utc::now())?;
+    let seeded = std::time::Instant::now();
+    seed(&app, caller.org_id, caller.user_id, schedules).await?;
+    println!(
+        "seeded and enabled in {:.1} s\n",
+        seeded.elapsed().as_secs_f64()
+    );
+    let store_handle = app.store.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+
+    println!(
+        "| slot | fired | lag p50 | lag p99 | lag max | engine CPU (cores, over the minute) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut after = store_handle.head().await?;
+    // The first boundary may come while triggers are still being taken on: skip it.
+    let first = next_minute(Utc::now()) + chrono::Duration::minutes(1);
+    sleep_until(first - chrono::Duration::seconds(1)).await;
+    for minute in 0..minutes {
+        let slot = first + chrono::Duration::minutes(minute as i64);
+        let cpu_before = cpu_seconds();
+        let wall = std::time::Instant::now();
+        sleep_until(slot + chrono::Duration::seconds(30)).await;
+        let mut lags = Vec::with_capacity(schedules);
+        loop {
+            let events = store_handle.read_log(after, 5_000).await?;
+            let Some(last) = events.last().map(|event| event.position) else {
+                break;
+            };
+            after = last;
+            for event in events {
+                if let Some(RunEvent::RunRequested { firing, .. }) = event.run_event()? {
+                    if firing.cause == (RunCause::ScheduleSlot { at: slot }) {
+                        lags.push(
+                            (event.recorded_at - slot).num_microseconds().unwrap_or(0) as f64
+                                / 1_000.0,
+                        );
+                    }
+                }
+            }
+        }
+        sleep_until(slot + chrono::Duration::seconds(59)).await;
+        let cores = (cpu_seconds() - cpu_before) / wall.elapsed().as_secs_f64();
+        lags.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            lags.get(((lags.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {cores:.2} |",
+            slot.format("%H:%M"),
+            lags.len(),
+            at(0.5),
+            at(0.99),
+            lags.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
+    if let Ok(admin) = &admin {
+        let mut connection = sqlx::PgConnection::connect(admin).await?;
+        sqlx::query("DROP DATABASE IF EXISTS trigger_engine_bench_schedules WITH (FORCE)")
+            .execute(&mut connection)
+            .await?;
+    }
+    Ok(())
+}
+
+fn next_minute(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(now)
+        + chrono::Duration::minutes(1)
+}
+
+async fn sleep_until(at: DateTime<Utc>) {
+    if let Ok(wait) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// This process's CPU time so far (user + system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn seed(app: &App, org_id: Uuid, user_id: Uuid, count: usize) -> anyhow::Result<()> {
+    let writers: Vec<_> = (0..16)
+        .map(|writer| {
+            let commands = app.commands.clone();
+            tokio::spawn(async move {
+                for _ in (writer..count).step_by(16) {
+                    let id = Uuid::new_v4();
+                    let create = TriggerAction::CreateTrigger(NewTrigger {
+                        project_trigger_id: id,
+                        org_id,
+                        project_id: "bench".into(),
+                        connection_id: None,
+                        provider_id: "schedule".into(),
+                        trigger_id: "on_schedule".into(),
+                        trigger_config: Some(json!({"cron": "* * * * *"})),
+                    });
+                    for action in [create, TriggerAction::EnableTrigger] {
+                        let command = TriggerCommand::new(Utc::now(), Actor::User(user_id), action);
+                        commands.execute(id, command, "bench-seed").await?;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let head = app.store.head().await?;
+    app.projections
+        .wait_for(head, Duration::from_secs(300))
+        .await;
+    Ok(())
+}
