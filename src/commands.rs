@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::projector::ProjectionHandle;
 use crate::store::streams::EventMetadata;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StreamAppend};
 
 /// A snapshot every this many events: loading a trigger then replays fewer than 100 events,
 /// whatever the length of its stream, at the cost of one small write per 100 events.
@@ -61,7 +61,21 @@ impl Commands {
         command: TriggerCommand,
         request_id: &str,
     ) -> Result<Executed, CommandError> {
-        self.run(None, id, &[command], request_id).await
+        self.run(None, id, &[command], request_id, &[]).await
+    }
+
+    /// Like [`execute`](Self::execute), recording `also` (other streams' first events, such as
+    /// the runs a poll fires) in the same commit as the trigger's: all of them or none. A clash
+    /// on one of `also`'s streams is retried like a clash on the trigger's, and ends in
+    /// [`CommandError::Contended`] when it persists: callers leave out streams that exist.
+    pub async fn execute_with(
+        &self,
+        id: Uuid,
+        command: TriggerCommand,
+        request_id: &str,
+        also: &[StreamAppend],
+    ) -> Result<Executed, CommandError> {
+        self.run(None, id, &[command], request_id, also).await
     }
 
     /// Like [`execute`](Self::execute), for a caller of organisation `org_id`: another
@@ -95,16 +109,17 @@ impl Commands {
                 }
             }
         }
-        self.run(Some(org_id), id, commands, request_id).await
+        self.run(Some(org_id), id, commands, request_id, &[]).await
     }
 
-    #[tracing::instrument(skip(self, commands), fields(trigger_id = %id))]
+    #[tracing::instrument(skip(self, commands, also), fields(trigger_id = %id))]
     async fn run(
         &self,
         org_id: Option<Uuid>,
         id: Uuid,
         commands: &[TriggerCommand],
         request_id: &str,
+        also: &[StreamAppend],
     ) -> Result<Executed, CommandError> {
         let Some(first) = commands.first() else {
             return Ok(Executed { position: None });
@@ -136,12 +151,16 @@ impl Commands {
                 org_id,
                 request_id: request_id.to_owned(),
             };
-            match self
-                .store
-                .append::<Trigger>(id, loaded.sequence, &events, &metadata)
-                .await
-            {
-                Ok(position) => {
+            let mut group = vec![Store::stream_append::<Trigger>(
+                id,
+                loaded.sequence,
+                &events,
+                &metadata,
+            )?];
+            group.extend(also.iter().cloned());
+            match self.store.append_together(group).await {
+                Ok(positions) => {
+                    let position = positions.into_iter().max().unwrap_or_default();
                     self.projections.wake();
                     self.snapshot_if_due(id, &trigger, loaded.sequence, events.len())
                         .await;

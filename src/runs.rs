@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::projector::ProjectionHandle;
 use crate::store::streams::EventMetadata;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StreamAppend};
 
 /// How many times a run command is decided again after losing a race to append.
 const CONFLICT_RETRIES: usize = 3;
@@ -66,6 +66,28 @@ impl Runs {
         stamp: Stamp,
         request_id: &str,
     ) -> Result<Fired, RunCommandError> {
+        let (run_id, append) = Self::request(firing, stamp, request_id)?;
+        match self.store.append_together(vec![append]).await {
+            Ok(positions) => {
+                self.projections.wake();
+                Ok(Fired::New {
+                    run_id,
+                    position: positions[0],
+                })
+            }
+            Err(StoreError::Conflict) => Ok(Fired::Duplicate { run_id }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The run a firing starts and the append that records it, for a caller that records it
+    /// together with other changes ([`Store::append_together`]); the append clashes with an
+    /// earlier firing of the same cause.
+    pub fn request(
+        firing: Firing,
+        stamp: Stamp,
+        request_id: &str,
+    ) -> Result<(Uuid, StreamAppend), RunCommandError> {
         let run_id = run_id(firing.project_trigger_id, &firing.cause);
         let metadata = EventMetadata {
             actor: stamp.by.clone(),
@@ -73,18 +95,8 @@ impl Runs {
             request_id: request_id.to_owned(),
         };
         let events = Run::default().decide(RunCommand::Request { firing, stamp })?;
-        match self
-            .store
-            .append::<Run>(run_id, 0, &events, &metadata)
-            .await
-        {
-            Ok(position) => {
-                self.projections.wake();
-                Ok(Fired::New { run_id, position })
-            }
-            Err(StoreError::Conflict) => Ok(Fired::Duplicate { run_id }),
-            Err(error) => Err(error.into()),
-        }
+        let append = Store::stream_append::<Run>(run_id, 0, &events, &metadata)?;
+        Ok((run_id, append))
     }
 
     /// Decides `command` against the run's latest state and records what it decided. Returns the

@@ -5,6 +5,10 @@
 //! parallel and cannot share the database's own group commit: each append would pay a full commit
 //! (a WAL flush) while holding the lock. Writing every waiting append in one statement makes one
 //! flush serve them all. A lone append goes out at once: nothing ever waits for a batch to fill.
+//!
+//! A writer may hand over several streams' appends as one [`AppendGroup`]: they commit together
+//! or not at all (a poll's new runs and its cursor move, for instance). A group is never split
+//! across statements that commit apart.
 
 use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
@@ -13,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::StoreError;
 
 /// One stream's new events, numbered after the sequence the writer loaded.
+#[derive(Clone)]
 pub struct StreamAppend {
     pub aggregate_type: &'static str,
     pub aggregate_id: String,
@@ -21,6 +26,7 @@ pub struct StreamAppend {
 }
 
 /// One event as the `events` table stores it.
+#[derive(Clone)]
 pub struct EventRow {
     pub sequence: i64,
     pub event_type: String,
@@ -28,13 +34,21 @@ pub struct EventRow {
     pub payload: Value,
 }
 
-/// Rows per statement: 7 parameters each keeps a batch well below both backends' limits.
-const MAX_BATCH_ROWS: usize = 1_000;
+/// Appends to several streams that are recorded all together or not at all.
+pub type AppendGroup = Vec<StreamAppend>;
 
-/// Appends queued beyond this make writers wait for room: back-pressure, not unbounded memory.
+/// Rows gathered into one batch before it is written. PostgreSQL takes a batch as seven arrays
+/// in one statement of fixed text (prepared once); SQLite as multi-row VALUES statements of
+/// [`SQLITE_ROWS_PER_STATEMENT`] rows in one transaction.
+const MAX_BATCH_ROWS: usize = 5_000;
+
+/// 7 parameters a row keeps one SQLite statement well below its 32,766-variable limit.
+const SQLITE_ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Groups queued beyond this make writers wait for room: back-pressure, not unbounded memory.
 const QUEUE: usize = 1_024;
 
-type Reply = oneshot::Sender<Result<i64, StoreError>>;
+type Reply = oneshot::Sender<Result<Vec<i64>, StoreError>>;
 
 #[derive(Clone)]
 pub(crate) enum AppendPool {
@@ -44,7 +58,7 @@ pub(crate) enum AppendPool {
 
 /// The handle writers hold; the task stops when the last handle is dropped.
 pub(crate) struct Appender {
-    requests: mpsc::Sender<(StreamAppend, Reply)>,
+    requests: mpsc::Sender<(AppendGroup, Reply)>,
 }
 
 impl Appender {
@@ -56,45 +70,56 @@ impl Appender {
 
     /// Appends one stream's events; returns the position of the last of them.
     pub(crate) async fn append(&self, append: StreamAppend) -> Result<i64, StoreError> {
+        let positions = self.append_group(vec![append]).await?;
+        Ok(positions[0])
+    }
+
+    /// Appends every stream's events of `group` in one commit, or none of them; returns the
+    /// position of each stream's last event, in order.
+    pub(crate) async fn append_group(&self, group: AppendGroup) -> Result<Vec<i64>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send((append, reply))
+            .send((group, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
-async fn run(pool: AppendPool, mut queue: mpsc::Receiver<(StreamAppend, Reply)>) {
+fn rows_of(group: &AppendGroup) -> usize {
+    group.iter().map(|append| append.rows.len()).sum()
+}
+
+async fn run(pool: AppendPool, mut queue: mpsc::Receiver<(AppendGroup, Reply)>) {
     while let Some(first) = queue.recv().await {
-        let mut rows = first.0.rows.len();
+        let mut rows = rows_of(&first.0);
         let mut batch = vec![first];
         while rows < MAX_BATCH_ROWS {
             match queue.try_recv() {
                 Ok(next) => {
-                    rows += next.0.rows.len();
+                    rows += rows_of(&next.0);
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
-        let (appends, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let (groups, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let appends: Vec<&StreamAppend> = groups.iter().flatten().collect();
         match write(&pool, &appends).await {
             Ok(positions) => {
-                for (reply, position) in replies.into_iter().zip(positions) {
-                    let _ = reply.send(Ok(position));
+                let mut positions = positions.into_iter();
+                for (group, reply) in groups.iter().zip(replies) {
+                    let _ = reply.send(Ok(positions.by_ref().take(group.len()).collect()));
                 }
             }
-            // One bad append (a clash on its stream, a row the database refuses) fails the whole
-            // statement: write the appends one by one, so that each writer hears only of its own.
-            Err(_) if appends.len() > 1 => {
-                for (append, reply) in appends.into_iter().zip(replies) {
-                    let result = write(&pool, std::slice::from_ref(&append)).await;
-                    let _ = reply.send(
-                        result
-                            .map(|positions| positions[0])
-                            .map_err(into_store_error),
-                    );
+            // One bad group (a clash on one of its streams, a row the database refuses) fails
+            // the whole statement: write the groups one by one, so that each writer hears only
+            // of its own.
+            Err(_) if groups.len() > 1 => {
+                for (group, reply) in groups.iter().zip(replies) {
+                    let appends: Vec<&StreamAppend> = group.iter().collect();
+                    let result = write(&pool, &appends).await.map_err(into_store_error);
+                    let _ = reply.send(result);
                 }
             }
             Err(error) => {
@@ -118,93 +143,18 @@ fn into_store_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-/// Writes `appends` in one statement and one commit; returns each one's last position.
+/// Writes `appends` in one commit; returns each one's last position.
 ///
 /// The batch bumps the log head once by its row count and numbers its rows itself: row n (from 1)
 /// of a batch that moved the head to h gets position h - total + n.
-async fn write(pool: &AppendPool, appends: &[StreamAppend]) -> Result<Vec<i64>, sqlx::Error> {
+async fn write(pool: &AppendPool, appends: &[&StreamAppend]) -> Result<Vec<i64>, sqlx::Error> {
     let total = appends
         .iter()
         .map(|append| append.rows.len())
         .sum::<usize>() as i64;
-    let values = (0..total)
-        .map(|row| {
-            let n = row * 7;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, {})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7,
-                row + 1
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    macro_rules! bind_rows {
-        ($query:expr) => {{
-            let mut query = $query;
-            for append in appends {
-                for row in &append.rows {
-                    query = query
-                        .bind(append.aggregate_type)
-                        .bind(&append.aggregate_id)
-                        .bind(row.sequence)
-                        .bind(&row.event_type)
-                        .bind(&row.event_version)
-                        .bind(&row.payload)
-                        .bind(&append.metadata);
-                }
-            }
-            query
-        }};
-    }
-    let head: i64 = match pool {
-        // One statement in autocommit: the log-head lock its first step takes is held only until
-        // the statement commits. recorded_at is read per row after the lock, so it never
-        // decreases along the log.
-        AppendPool::Postgres(pool) => {
-            let sql = format!(
-                "WITH head AS (
-                    UPDATE event_log_head SET position = position + {total} RETURNING position
-                 )
-                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                     event_version, payload, metadata, position, recorded_at)
-                 SELECT v.aggregate_type, v.aggregate_id, v.sequence, v.event_type,
-                        v.event_version, v.payload, v.metadata,
-                        head.position - {total} + v.n, clock_timestamp()
-                   FROM head,
-                        (VALUES {values}) AS v(aggregate_type, aggregate_id, sequence, event_type,
-                                               event_version, payload, metadata, n)
-                 RETURNING position"
-            );
-            let positions: Vec<i64> = bind_rows!(sqlx::query_scalar(&sql)).fetch_all(pool).await?;
-            positions.into_iter().max().unwrap_or_default()
-        }
-        // One writer at a time: bump the head, then insert the rows it numbered.
-        AppendPool::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let head: i64 = sqlx::query_scalar(&format!(
-                "UPDATE event_log_head SET position = position + {total} RETURNING position"
-            ))
-            .fetch_one(&mut *tx)
-            .await?;
-            let sql = format!(
-                "WITH v(aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
-                        metadata, n) AS (VALUES {values})
-                 INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                     event_version, payload, metadata, position)
-                 SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
-                        metadata, {head} - {total} + n
-                   FROM v"
-            );
-            bind_rows!(sqlx::query(&sql)).execute(&mut *tx).await?;
-            tx.commit().await?;
-            head
-        }
+    let head = match pool {
+        AppendPool::Postgres(pool) => write_postgres(pool, appends, total).await?,
+        AppendPool::Sqlite(pool) => write_sqlite(pool, appends, total).await?,
     };
     let mut last_of_each = Vec::with_capacity(appends.len());
     let mut consumed = 0;
@@ -213,4 +163,120 @@ async fn write(pool: &AppendPool, appends: &[StreamAppend]) -> Result<Vec<i64>, 
         last_of_each.push(head - total + consumed);
     }
     Ok(last_of_each)
+}
+
+/// One statement in autocommit: the log-head lock its first step takes is held only until the
+/// statement commits. The rows travel as one array per column, so the statement's text is the
+/// same for every batch and is prepared once per connection. recorded_at is read per row after
+/// the lock, so it never decreases along the log.
+async fn write_postgres(
+    pool: &PgPool,
+    appends: &[&StreamAppend],
+    total: i64,
+) -> Result<i64, sqlx::Error> {
+    let capacity = total as usize;
+    let mut aggregate_types = Vec::with_capacity(capacity);
+    let mut aggregate_ids = Vec::with_capacity(capacity);
+    let mut sequences = Vec::with_capacity(capacity);
+    let mut event_types = Vec::with_capacity(capacity);
+    let mut event_versions = Vec::with_capacity(capacity);
+    let mut payloads = Vec::with_capacity(capacity);
+    let mut metadata = Vec::with_capacity(capacity);
+    for append in appends {
+        for row in &append.rows {
+            aggregate_types.push(append.aggregate_type);
+            aggregate_ids.push(append.aggregate_id.as_str());
+            sequences.push(row.sequence);
+            event_types.push(row.event_type.as_str());
+            event_versions.push(row.event_version.as_str());
+            payloads.push(&row.payload);
+            metadata.push(&append.metadata);
+        }
+    }
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "WITH head AS (
+            UPDATE event_log_head SET position = position + $1 RETURNING position
+         )
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata, position, recorded_at)
+         SELECT v.aggregate_type, v.aggregate_id, v.sequence, v.event_type, v.event_version,
+                v.payload, v.metadata, head.position - $1 + v.n, clock_timestamp()
+           FROM head,
+                UNNEST($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+                       $7::jsonb[], $8::jsonb[])
+                    WITH ORDINALITY AS v(aggregate_type, aggregate_id, sequence, event_type,
+                                         event_version, payload, metadata, n)
+         RETURNING position",
+    )
+    .bind(total)
+    .bind(aggregate_types)
+    .bind(aggregate_ids)
+    .bind(sequences)
+    .bind(event_types)
+    .bind(event_versions)
+    .bind(payloads)
+    .bind(metadata)
+    .fetch_all(pool)
+    .await?;
+    Ok(positions.into_iter().max().unwrap_or_default())
+}
+
+/// One writer at a time: bump the head, then insert the rows it numbered, in statements of at
+/// most [`SQLITE_ROWS_PER_STATEMENT`] rows, all in one transaction.
+async fn write_sqlite(
+    pool: &SqlitePool,
+    appends: &[&StreamAppend],
+    total: i64,
+) -> Result<i64, sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let head: i64 =
+        sqlx::query_scalar("UPDATE event_log_head SET position = position + $1 RETURNING position")
+            .bind(total)
+            .fetch_one(&mut *tx)
+            .await?;
+    let rows: Vec<(&StreamAppend, &EventRow)> = appends
+        .iter()
+        .flat_map(|append| append.rows.iter().map(move |row| (*append, row)))
+        .collect();
+    let mut position = head - total;
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let values = (0..chunk.len())
+            .map(|row| {
+                let n = row * 8;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 8
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata, position)
+             VALUES {values}"
+        );
+        let mut query = sqlx::query(&sql);
+        for (append, row) in chunk {
+            position += 1;
+            query = query
+                .bind(append.aggregate_type)
+                .bind(&append.aggregate_id)
+                .bind(row.sequence)
+                .bind(&row.event_type)
+                .bind(&row.event_version)
+                .bind(&row.payload)
+                .bind(&append.metadata)
+                .bind(position);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(head)
 }

@@ -32,6 +32,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use appender::{AppendGroup, StreamAppend};
 use appender::{AppendPool, Appender};
 pub use log::LoggedEvent;
 

@@ -13,7 +13,7 @@
 //! checks its optimistic lock only after committing (see docs/architecture.md). A snapshot here is
 //! a cache: losing one only means replaying a few more events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aggregates::{Actor, Run, RunEvent, Trigger, TriggerEvent};
 use cqrs_es::persist::PersistedEventRepository;
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::appender::{EventRow, StreamAppend};
+use super::appender::{AppendGroup, EventRow, StreamAppend};
 use super::log::decode;
 use super::{Store, StoreError};
 
@@ -134,6 +134,28 @@ impl Store {
         events: &[A::Event],
         metadata: &EventMetadata,
     ) -> Result<i64, StoreError> {
+        let append = Self::stream_append::<A>(id, after_sequence, events, metadata)?;
+        self.appender().append(append).await
+    }
+
+    /// Appends to several streams at once: every one of them is recorded, in one commit, or none
+    /// is ([`StoreError::Conflict`] when another writer appended to any of them first). Returns
+    /// the position of each stream's last event, in order.
+    pub async fn append_together(&self, group: AppendGroup) -> Result<Vec<i64>, StoreError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.appender().append_group(group).await
+    }
+
+    /// One stream's part of [`append_together`](Self::append_together): `events` after
+    /// `after_sequence` of aggregate `id`.
+    pub fn stream_append<A: Streamed>(
+        id: Uuid,
+        after_sequence: usize,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+    ) -> Result<StreamAppend, StoreError> {
         if events.is_empty() {
             return Err(StoreError::Corrupt(
                 "an append needs at least one event".into(),
@@ -151,14 +173,39 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.appender()
-            .append(StreamAppend {
-                aggregate_type: A::TYPE,
-                aggregate_id: id.to_string(),
-                rows,
-                metadata: serde_json::to_value(metadata.to_map())?,
-            })
-            .await
+        Ok(StreamAppend {
+            aggregate_type: A::TYPE,
+            aggregate_id: id.to_string(),
+            rows,
+            metadata: serde_json::to_value(metadata.to_map())?,
+        })
+    }
+
+    /// Which of `ids` name a stream of aggregate `A` that has begun (holds its first event).
+    pub async fn existing<A: Streamed>(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let mut existing = HashSet::new();
+        // 500 ids a statement keeps the parameter list short on both backends.
+        for chunk in ids.chunks(500) {
+            let placeholders = (2..chunk.len() + 2)
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT aggregate_id FROM events
+                  WHERE aggregate_type = $1 AND sequence = 1 AND aggregate_id IN ({placeholders})"
+            );
+            let found: Vec<String> = crate::on_pool!(self, |pool| {
+                let mut query = sqlx::query_scalar(&sql).bind(A::TYPE);
+                for id in chunk {
+                    query = query.bind(id.to_string());
+                }
+                query.fetch_all(pool).await
+            })?;
+            for id in found {
+                existing.insert(super::parse_id(&id)?);
+            }
+        }
+        Ok(existing)
     }
 
     /// Records `state` as the aggregate after `sequence`, unless a newer snapshot is already there.

@@ -15,6 +15,7 @@ crate::on_every_store!(
     it_should_record_nothing_for_a_command_that_changes_nothing,
     it_should_refuse_commands_to_a_deleted_trigger,
     it_should_batch_concurrent_appends_and_reject_only_the_racing_ones,
+    it_should_append_several_streams_all_together_or_not_at_all,
 );
 
 async fn it_should_store_events_with_their_audit_metadata(db: TestDb) {
@@ -258,6 +259,89 @@ async fn it_should_batch_concurrent_appends_and_reject_only_the_racing_ones(db: 
             .await
             .unwrap();
         assert_eq!(history.last().unwrap().position, position);
+    }
+    app.shutdown().await;
+}
+
+async fn it_should_append_several_streams_all_together_or_not_at_all(db: TestDb) {
+    use aggregates::event::Stamp;
+    use aggregates::TriggerEvent;
+    use trigger_engine::store::streams::EventMetadata;
+    use trigger_engine::store::StoreError;
+
+    let app = spawn_app(&db).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.create_trigger(Uuid::new_v4()).await);
+    }
+    let mut bystanders = Vec::new();
+    for _ in 0..6 {
+        bystanders.push(app.create_trigger(Uuid::new_v4()).await);
+    }
+    let metadata = EventMetadata {
+        actor: user(),
+        org_id: Uuid::new_v4(),
+        request_id: request_id(),
+    };
+    let enabled = || TriggerEvent::TriggerEnabled {
+        stamp: Stamp {
+            at: chrono::Utc::now(),
+            by: user(),
+        },
+    };
+    let part = |id: Uuid, after: usize| {
+        Store::stream_append::<Trigger>(id, after, &[enabled()], &metadata).unwrap()
+    };
+    let length = |id: Uuid| {
+        let store = app.store.clone();
+        async move {
+            store
+                .stream_history("trigger", &id.to_string())
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+
+    // The last part clashes (sequence 1 is taken): the first two must not be recorded either,
+    // also when the group shares a statement with other writers' appends.
+    let clashing = vec![part(ids[0], 1), part(ids[1], 1), part(ids[2], 0)];
+    let alone: Vec<_> = bystanders
+        .iter()
+        .map(|id| {
+            let (store, append) = (app.store.clone(), part(*id, 1));
+            tokio::spawn(async move { store.append_together(vec![append]).await })
+        })
+        .collect();
+    let refused = app.store.append_together(clashing).await;
+    assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+    for append in alone {
+        assert!(
+            append.await.unwrap().is_ok(),
+            "a bystander pays for the clash"
+        );
+    }
+    for id in &ids {
+        assert_eq!(
+            length(*id).await,
+            1,
+            "nothing of the refused group is recorded"
+        );
+    }
+
+    let head = app.store.head().await.unwrap();
+    let positions = app
+        .store
+        .append_together(vec![part(ids[0], 1), part(ids[1], 1), part(ids[2], 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        positions,
+        [head + 1, head + 2, head + 3],
+        "each stream's last position, in order"
+    );
+    for id in &ids {
+        assert_eq!(length(*id).await, 2);
     }
     app.shutdown().await;
 }
