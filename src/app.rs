@@ -116,7 +116,6 @@ impl App {
         );
         let pollers = Poller::new(
             store.clone(),
-            runs.clone(),
             commands.clone(),
             connections.clone(),
             PollSettings {

@@ -1,15 +1,15 @@
 //! The poller: polls `rss/on_new_item` feeds and `http/on_new_records` JSON endpoints, and fires
 //! one run per new item.
 //!
-//! **Fire, then advance.** Runs are streams of their own, so "fire the new items and move the
-//! cursor" cannot be one append. It is two steps whose order makes a crash between them harmless:
-//! each new item's run is recorded first, with a run id derived from (trigger, item id)
-//! (`RunCause::PolledItem`), then the cursor moves with `AdvanceCursor { seen, next }`. A crash
-//! after the runs and before the cursor leaves the cursor where it was, so the next poll finds
-//! the same items new again; their runs exist already, so firing them records nothing (no
-//! repeat), and this time the cursor moves (no loss). A cursor that moved meanwhile
-//! (`CursorConflict`: another process polled the trigger first) ends the poll; the next one reads
-//! the new cursor.
+//! **Fire and advance in one commit.** A poll's new runs and its cursor move are recorded by
+//! one append of several streams (`Commands::execute_with`, `Store::append_together`): the
+//! trigger's `CursorAdvanced` and each new item's `RunRequested` (run id derived from (trigger,
+//! item id), `RunCause::PolledItem`) commit together or not at all. A crash before the commit
+//! leaves both as they were, so the next poll finds the same items new and fires them (no
+//! loss); after it, the cursor has passed them (no repeat). A cursor that moved meanwhile
+//! (`CursorConflict`: another process polled the trigger first) fails the whole commit, so the
+//! poll records nothing; the next one reads the new cursor. An item whose run exists already
+//! (fired under an earlier enabling, when `since` replays it) is left out rather than fired again.
 //!
 //! **Watermark.** The cursor holds the newest item seen (its timestamp and id), never the time of
 //! the poll, plus the ids seen in an overlap window below it ([`cursor`]). The first poll after
@@ -37,14 +37,14 @@ pub mod cursor;
 pub mod feed;
 pub mod json;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aggregates::event::Stamp;
 use aggregates::{
-    Actor, Firing, RunCause, Trigger, TriggerAction, TriggerCommand, TriggerError, TriggerRecord,
-    TriggerStatus,
+    Actor, Firing, Run, RunCause, Trigger, TriggerAction, TriggerCommand, TriggerError,
+    TriggerRecord, TriggerStatus,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -57,7 +57,7 @@ use crate::connections::Connections;
 use crate::projector::ProjectionHandle;
 use crate::runs::{RunCommandError, Runs};
 use crate::scheduler::Membership;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StreamAppend};
 pub use cursor::{Cursor, PollStatus};
 
 /// The providers whose triggers are polled.
@@ -148,7 +148,6 @@ pub struct Poller {
 
 struct Inner {
     store: Arc<Store>,
-    runs: Runs,
     commands: Commands,
     connections: Connections,
     client: reqwest::Client,
@@ -161,7 +160,6 @@ struct Inner {
 impl Poller {
     pub fn new(
         store: Arc<Store>,
-        runs: Runs,
         commands: Commands,
         connections: Connections,
         settings: PollSettings,
@@ -174,7 +172,6 @@ impl Poller {
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
-                runs,
                 commands,
                 connections,
                 client,
@@ -197,18 +194,23 @@ impl Poller {
         let lock = self.lock_of(id);
         let _polling = lock.lock().await;
         match self.plan_unlocked(id).await? {
-            Ok(batch) => {
-                let fired = self.fire(&batch).await?;
-                let conflict = !self.advance(id, batch).await?;
-                Ok(Polled::Succeeded { fired, conflict })
-            }
+            Ok(batch) => Ok(match self.commit(id, batch).await? {
+                Some(fired) => Polled::Succeeded {
+                    fired,
+                    conflict: false,
+                },
+                None => Polled::Succeeded {
+                    fired: 0,
+                    conflict: true,
+                },
+            }),
             Err(SourceError(error)) => self.record_failure(id, error).await,
         }
     }
 
     /// The first half of a poll: reads the trigger and its source and decides what to fire and
-    /// where the cursor goes. With [`fire`](Self::fire) and [`advance`](Self::advance) it makes
-    /// [`poll`](Self::poll); apart, it lets a test stop where a crash would.
+    /// where the cursor goes. With [`commit`](Self::commit) it makes [`poll`](Self::poll);
+    /// apart, it lets a test stop where a crash would, or commit a stale batch.
     pub async fn plan(&self, id: Uuid) -> Result<Result<Batch, String>, PollError> {
         let lock = self.lock_of(id);
         let _polling = lock.lock().await;
@@ -266,38 +268,33 @@ impl Poller {
         }))
     }
 
-    /// Records a run for each new item of `batch`, oldest first; an item fired before (by a poll
-    /// that stopped before advancing) records nothing. Returns how many runs are new.
-    pub async fn fire(&self, batch: &Batch) -> Result<usize, PollError> {
+    /// Records, in one commit, a run for each new item of `batch` (oldest first) and the
+    /// cursor's move to `batch.next`. Returns how many runs were recorded, or `None` when another
+    /// poll had moved the cursor first: then nothing is recorded, and the next poll reads it.
+    pub async fn commit(&self, id: Uuid, batch: Batch) -> Result<Option<usize>, PollError> {
         let now = Utc::now();
-        let record = &batch.record;
-        let mut fired = 0;
+        let mut requested = HashSet::new();
+        let mut runs = Vec::with_capacity(batch.new.len());
         for item in &batch.new {
-            let firing = Firing::of(
-                record,
-                RunCause::PolledItem {
-                    id: item.id.clone(),
-                },
-                item.payload.clone(),
-                now,
-            );
-            let outcome = self
-                .inner
-                .runs
-                .fire(firing, stamp(now), &self.inner.request_id)
-                .await?;
-            if matches!(outcome, crate::runs::Fired::New { .. }) {
-                fired += 1;
+            let cause = RunCause::PolledItem {
+                id: item.id.clone(),
+            };
+            let firing = Firing::of(&batch.record, cause, item.payload.clone(), now);
+            let (run_id, append) = Runs::request(firing, stamp(now), &self.inner.request_id)?;
+            // A source listing an item twice fires it once.
+            if requested.insert(run_id) {
+                runs.push((run_id, append));
             }
         }
-        Ok(fired)
-    }
-
-    /// Moves the cursor from the one `batch` read to its next one. `false` when another poll had
-    /// moved it first (nothing is recorded; the next poll reads the new one).
-    pub async fn advance(&self, id: Uuid, batch: Batch) -> Result<bool, PollError> {
+        let ids: Vec<Uuid> = runs.iter().map(|(run_id, _)| *run_id).collect();
+        let existing = self.inner.store.existing::<Run>(&ids).await?;
+        let runs: Vec<StreamAppend> = runs
+            .into_iter()
+            .filter(|(run_id, _)| !existing.contains(run_id))
+            .map(|(_, append)| append)
+            .collect();
         let command = TriggerCommand::new(
-            Utc::now(),
+            now,
             Actor::system("poller"),
             TriggerAction::AdvanceCursor {
                 seen: batch.seen,
@@ -307,13 +304,13 @@ impl Poller {
         match self
             .inner
             .commands
-            .execute(id, command, &self.inner.request_id)
+            .execute_with(id, command, &self.inner.request_id, &runs)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Some(runs.len())),
             Err(CommandError::Rejected(TriggerError::CursorConflict { .. })) => {
                 tracing::info!(trigger_id = %id, "cursor moved under this poll; the next poll reads it");
-                Ok(false)
+                Ok(None)
             }
             Err(error) => Err(error.into()),
         }
@@ -339,7 +336,7 @@ impl Poller {
             new: Vec::new(),
             next: cursor,
         };
-        self.advance(id, batch).await?;
+        self.commit(id, batch).await?;
         let disabled = consecutive_failures >= self.inner.settings.max_failures;
         if disabled {
             let reason = format!("{consecutive_failures} polls in a row failed; the last: {error}");
@@ -658,7 +655,7 @@ async fn follow(
 }
 
 /// One trigger's polls: now, then every `interval`, backing off while it fails. A poll cut short
-/// by `stop` is one that crashed, which fire-then-advance makes harmless.
+/// by `stop` is one that crashed, which the single commit makes harmless.
 async fn poll_loop(poller: Poller, id: Uuid, interval: Duration, stop: CancellationToken) {
     let mut errors = 0;
     loop {

@@ -1,7 +1,8 @@
 //! Polling triggers end to end, against a local feed server whose items change between polls:
 //! history is not replayed, each new item fires once, items sharing a timestamp all fire, JSON
 //! pages are followed to the cursor, failures back off, show and finally disable the trigger,
-//! and a crash between firing and advancing neither loses nor repeats an item.
+//! and firing with advancing is one commit: a crash before it, or a stale poll racing a newer
+//! one, neither loses nor repeats an item.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use trigger_engine::poller::Polled;
 
 use crate::helpers::{eventually, spawn_app_with, TestApp, TestDb};
 
@@ -25,7 +28,7 @@ crate::on_every_store!(
     it_should_back_off_show_the_error_and_recover_without_loss,
     it_should_disable_itself_after_too_many_failures_with_the_reason,
     it_should_fire_items_after_since_on_the_first_poll,
-    it_should_neither_lose_nor_repeat_items_across_a_crash_before_advancing,
+    it_should_fire_and_advance_in_one_commit_that_neither_loses_nor_repeats,
 );
 
 /// A source whose items the test changes: served as RSS at `/feed.xml` and as JSON records at
@@ -383,7 +386,7 @@ async fn it_should_fire_items_after_since_on_the_first_poll(db: TestDb) {
     app.shutdown().await;
 }
 
-async fn it_should_neither_lose_nor_repeat_items_across_a_crash_before_advancing(db: TestDb) {
+async fn it_should_fire_and_advance_in_one_commit_that_neither_loses_nor_repeats(db: TestDb) {
     let source = Source::start(&[("a", "2025-01-01T10:00:00Z")]).await;
     let app = spawn_app(&db).await;
     let session = app.sign_up().await;
@@ -400,18 +403,48 @@ async fn it_should_neither_lose_nor_repeat_items_across_a_crash_before_advancing
     .await;
     source.add(&[("b", "2025-01-01T11:00:00Z"), ("c", "2025-01-01T12:00:00Z")]);
 
-    // A poll that fires its batch and crashes before advancing the cursor.
-    let batch = app.pollers.plan(id).await.unwrap().unwrap();
-    assert_eq!(batch.new.len(), 2);
-    assert_eq!(app.pollers.fire(&batch).await.unwrap(), 2);
-    drop(batch);
-    let before = cursor(&app, id).await;
-    assert_eq!(
-        before["last_processed_event_id"], "a",
-        "the cursor did not move"
-    );
+    // A poll that crashes before its commit has recorded nothing: no run, no cursor move.
+    let crashed = app.pollers.plan(id).await.unwrap().unwrap();
+    assert_eq!(crashed.new.len(), 2);
+    drop(crashed);
+    assert!(fired(&app, id).await.is_empty());
+    assert_eq!(cursor(&app, id).await["last_processed_event_id"], "a");
 
-    // The next poll, through the deprecated URL: the same items, no new runs, the cursor moves.
+    // A poll whose cursor moved under it (here by a failed poll recording its failure) records
+    // nothing at all: not its runs either.
+    let stale = app.pollers.plan(id).await.unwrap().unwrap();
+    source.fail_with(Some(500));
+    let failed = app.pollers.poll(id).await.unwrap();
+    assert!(matches!(failed, Polled::Failed { .. }), "{failed:?}");
+    source.fail_with(None);
+    assert_eq!(app.pollers.commit(id, stale).await.unwrap(), None);
+    assert!(fired(&app, id).await.is_empty());
+
+    let fresh = app.pollers.plan(id).await.unwrap().unwrap();
+    assert_eq!(app.pollers.commit(id, fresh).await.unwrap(), Some(2));
+    assert_eq!(fired(&app, id).await, ["b", "c"]);
+
+    // An item whose run exists already (an earlier enabling replayed it through `since`) is
+    // left out, and the rest of the poll still commits.
+    source.add(&[("d", "2025-01-01T13:00:00Z"), ("e", "2025-01-01T14:00:00Z")]);
+    let record = app.store.trigger_view(id).await.unwrap().unwrap().record;
+    let earlier = aggregates::Firing::of(
+        &record,
+        aggregates::RunCause::PolledItem { id: "d".into() },
+        json!({}),
+        chrono::Utc::now(),
+    );
+    let (_, append) = trigger_engine::runs::Runs::request(
+        earlier,
+        aggregates::event::Stamp {
+            at: chrono::Utc::now(),
+            by: aggregates::Actor::system("test"),
+        },
+        "test",
+    )
+    .unwrap();
+    app.store.append_together(vec![append]).await.unwrap();
+    // The next poll, through the deprecated URL: `e` fires, `d` does not fire again.
     let url = format!(
         "{}/organizations/{}/triggers/{id}/polling/key/{key}",
         app.address, session.org_id
@@ -428,11 +461,11 @@ async fn it_should_neither_lose_nor_repeat_items_across_a_crash_before_advancing
     assert_eq!(polled.headers()["deprecation"], "true");
     assert_eq!(
         fired(&app, id).await,
-        ["b", "c"],
+        ["b", "c", "d", "e"],
         "nothing lost, nothing repeated"
     );
     eventually(15, "the cursor advanced", || async {
-        cursor(&app, id).await["last_processed_event_id"] == "c"
+        cursor(&app, id).await["last_processed_event_id"] == "e"
     })
     .await;
     let other = app
