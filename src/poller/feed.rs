@@ -5,7 +5,7 @@
 //! Elements are matched by local name, so prefixes (`dc:creator`, `content:encoded`) and default
 //! namespaces do not matter.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use roxmltree::{Document, Node};
 use serde_json::json;
 
@@ -130,11 +130,22 @@ fn date_of(node: Node, names: &[&'static str]) -> Option<DateTime<Utc>> {
         .find_map(|value| parse_date(&value))
 }
 
+/// A date as sources and cursors write them: RFC 3339 (with `T` or a space between date and
+/// time), RFC 2822, or an ISO 8601 date and time without a zone, read as UTC (Python's
+/// `datetime.isoformat()` and `str()` of a naive datetime, as the seed's cursors hold:
+/// `2025-03-02 10:30:09`). Fractional seconds are kept.
 pub(super) fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
     DateTime::parse_from_rfc3339(value)
         .or_else(|_| DateTime::parse_from_rfc2822(value))
-        .ok()
         .map(|date| date.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+                .map(|naive| naive.and_utc())
+        })
 }
 
 #[cfg(test)]
@@ -190,6 +201,27 @@ mod tests {
             items[0].timestamp,
             Some("2025-03-02T09:00:00Z".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn it_should_read_dates_without_a_zone_as_utc() {
+        let at = |text| parse_date(text).map(|date| date.to_rfc3339());
+        let ten = Some("2025-03-02T10:30:09+00:00".to_owned());
+        assert_eq!(at("2025-03-02 10:30:09"), ten);
+        assert_eq!(at("2025-03-02T10:30:09"), ten);
+        assert_eq!(at("2025-03-02T11:30:09+01:00"), ten);
+        assert_eq!(at("2025-03-02 10:30:09+00:00"), ten);
+        assert_eq!(at("Sun, 02 Mar 2025 10:30:09 +0000"), ten);
+        assert_eq!(
+            at("2025-03-02 10:30:09.250"),
+            Some("2025-03-02T10:30:09.250+00:00".to_owned())
+        );
+        assert_eq!(
+            at("2025-03-02T10:30:09.123456"),
+            Some("2025-03-02T10:30:09.123456+00:00".to_owned())
+        );
+        assert_eq!(at("yesterday"), None);
+        assert_eq!(at("2025-03-02"), None, "a day is not a time");
     }
 
     #[test]
