@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::helpers::Session;
 use crate::helpers::{eventually, spawn_app_with, TestApp, TestDb};
 
 /// An engine that polls (the helpers' default engine does not).
@@ -28,6 +29,7 @@ crate::on_every_store!(
     it_should_neither_lose_nor_repeat_items_across_a_crash_before_advancing,
     it_should_page_through_a_paged_atom_feed_until_the_cursor,
     it_should_stop_paging_a_feed_whose_pages_loop,
+    it_should_send_the_connections_credential_in_the_configured_header,
 );
 
 /// A source whose items the test changes: served as RSS at `/feed.xml` and as JSON records at
@@ -642,5 +644,178 @@ async fn it_should_stop_paging_a_feed_whose_pages_loop(db: TestDb) {
         [0, 1],
         "the link back to the first page is not followed"
     );
+    app.shutdown().await;
+}
+
+/// The credential a test's connection holds: distinctive, so finding it anywhere is a leak.
+const API_KEY: &str = "te_test_K3y_n3v3r_sh0wn";
+
+/// JSON records at `/records` (as `{"data": [...]}`, newest first, one page) for requests whose
+/// `X-Api-Key` is [`API_KEY`]; 401 for any other.
+#[derive(Clone, Default)]
+struct KeyedRecords {
+    state: Arc<Mutex<KeyedRecordsState>>,
+    base: String,
+}
+
+#[derive(Default)]
+struct KeyedRecordsState {
+    /// (id, RFC 3339 time), oldest first.
+    items: Vec<(String, String)>,
+    accepted: usize,
+    refused: usize,
+}
+
+impl KeyedRecords {
+    async fn start(items: &[(&str, &str)]) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let source = Self {
+            state: Arc::default(),
+            base: format!("http://{}", listener.local_addr().unwrap()),
+        };
+        source.add(items);
+        let app = axum::Router::new()
+            .route("/records", axum::routing::get(keyed_records))
+            .with_state(source.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        source
+    }
+
+    fn add(&self, items: &[(&str, &str)]) {
+        let mut state = self.state.lock().unwrap();
+        for (id, at) in items {
+            state.items.push(((*id).into(), (*at).into()));
+        }
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.accepted, state.refused)
+    }
+
+    fn config(&self) -> Value {
+        json!({
+            "url": format!("{}/records", self.base),
+            "items_path": "/data",
+            "id_field": "id",
+            "timestamp_field": "created_at",
+            "header_name": "X-Api-Key",
+            // The API's floor; the helpers' engine polls as often as that.
+            "polling_frequency": "1000",
+        })
+    }
+}
+
+async fn keyed_records(State(source): State<KeyedRecords>, headers: HeaderMap) -> Response {
+    let mut state = source.state.lock().unwrap();
+    if headers.get("x-api-key").and_then(|key| key.to_str().ok()) != Some(API_KEY) {
+        state.refused += 1;
+        return (AxumStatus::UNAUTHORIZED, "an API key, please").into_response();
+    }
+    state.accepted += 1;
+    let newest_first: Vec<Value> = state
+        .items
+        .iter()
+        .rev()
+        .map(|(id, at)| json!({"id": id, "created_at": at}))
+        .collect();
+    axum::Json(json!({"data": newest_first})).into_response()
+}
+
+async fn trigger_text(app: &TestApp, session: &Session, id: Uuid) -> String {
+    let response = app
+        .request(Method::GET, &format!("/triggers/{id}"), session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+async fn it_should_send_the_connections_credential_in_the_configured_header(db: TestDb) {
+    let source = KeyedRecords::start(&[("1", "2025-01-01T10:00:00Z")]).await;
+    let app = spawn_app(&db).await;
+    let session = app.sign_up().await;
+    let connection = crate::connections::create_connection(
+        &app,
+        &session,
+        json!({"provider_id": "http", "name": "Ticket API", "credentials": {"api_key": API_KEY}}),
+    )
+    .await;
+    assert_eq!(connection.status(), StatusCode::CREATED);
+    let connection: Uuid = connection.json::<Value>().await.unwrap()["connection_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let created = app
+        .request(Method::POST, "/projects/p1/triggers", &session)
+        .json(&json!({
+            "provider_id": "http",
+            "trigger_id": "on_new_records",
+            "connection_id": connection,
+            "trigger_config": source.config(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = created.status();
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let keyed: Uuid = created["project_trigger_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let enabled = app
+        .request(Method::POST, &format!("/triggers/{keyed}/enable"), &session)
+        .send()
+        .await
+        .unwrap();
+    assert!(enabled.status().is_success(), "{}", enabled.status());
+    // The same config without a connection: nothing to send, so the source refuses it.
+    let mut config = source.config();
+    config["polling_frequency"] = json!(20);
+    let keyless = app
+        .enabled_trigger(session.org_id, "http", "on_new_records", config)
+        .await;
+    eventually(15, "a first cursor, polled with the key", || async {
+        cursor(&app, keyed).await["last_processed_event_id"] == "1"
+    })
+    .await;
+    eventually(15, "the keyless trigger's polls refused", || async {
+        cursor(&app, keyless).await["poll_status"]["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("401"))
+    })
+    .await;
+
+    source.add(&[("2", "2025-01-01T11:00:00Z"), ("3", "2025-01-01T11:00:00Z")]);
+    eventually(15, "the new records fired", || async {
+        fired(&app, keyed).await.len() >= 2
+    })
+    .await;
+    let (accepted, refused) = source.counts();
+    eventually(15, "more polls of both", || async {
+        let (now_accepted, now_refused) = source.counts();
+        now_accepted >= accepted + 2 && now_refused >= refused + 2
+    })
+    .await;
+    assert_eq!(fired(&app, keyed).await, ["2", "3"]);
+    assert!(fired(&app, keyless).await.is_empty(), "no header, no items");
+    assert!(
+        cursor(&app, keyless).await["poll_status"]["consecutive_failures"]
+            .as_u64()
+            .is_some_and(|failures| failures >= 2)
+    );
+
+    // The trigger names its connection; nothing it answers holds the credential.
+    let shown = trigger_text(&app, &session, keyed).await;
+    assert!(!shown.contains(API_KEY), "{shown}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["connection_id"], connection.to_string());
+    assert_eq!(shown["trigger_config"]["header_name"], "X-Api-Key");
+    let failing = trigger_text(&app, &session, keyless).await;
+    assert!(!failing.contains(API_KEY), "{failing}");
     app.shutdown().await;
 }
