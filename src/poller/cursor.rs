@@ -5,9 +5,19 @@
 //! in the overlap window below the watermark, so items sharing a timestamp, or arriving a little
 //! late, are told apart by id), `enabled_at` (which enabling the cursor belongs to) and
 //! `poll_status` (consecutive failures and the last error, shown by `GET /triggers/{id}`).
+//!
+//! **The seed's cursors.** A `cursor_data` the seed wrote holds only its two keys, and it may
+//! write the timestamp without a zone (`"2025-03-02 10:30:09"`, Python's naive datetime) or the id
+//! as a number: both are read, the time as UTC, fractional seconds kept. Such a cursor has no
+//! `seen_ids`, so nothing tells which items just below its watermark the seed had processed: it
+//! takes everything up to its timestamp as processed, save other items sharing that very
+//! timestamp (ties are not dropped), instead of reopening the [`OVERLAP`] window. What this
+//! poller writes keeps the two keys the seed's meaning: the id and time of the newest item seen
+//! (the time as RFC 3339 in UTC).
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::Item;
@@ -23,9 +33,19 @@ pub const MAX_SEEN: usize = 500;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The id of the newest item seen.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "id_or_number"
+    )]
     pub last_processed_event_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The time of the newest item seen: the watermark.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "time_with_or_without_zone"
+    )]
     pub last_processed_event_timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
     pub seen_ids: Vec<String>,
@@ -65,6 +85,8 @@ impl Cursor {
             return false;
         }
         match (self.last_processed_event_timestamp, item.timestamp) {
+            // The seed's cursor: no ids to tell the window apart by.
+            (Some(watermark), Some(at)) if self.seen_ids.is_empty() => at >= watermark,
             (Some(watermark), Some(at)) => at > watermark - OVERLAP,
             _ => true,
         }
@@ -74,8 +96,10 @@ impl Cursor {
     /// item, and the ids in the overlap window below it are remembered.
     pub fn after(&self, observed: &[Item]) -> Self {
         let mut next = self.clone();
+        // Of items sharing the newest time, the one listed first: sources list newest first.
         let newest = observed
             .iter()
+            .rev()
             .filter(|item| item.timestamp.is_some())
             .max_by_key(|item| item.timestamp)
             .or(observed.first());
@@ -111,6 +135,36 @@ impl Cursor {
         }
         next.seen_ids = seen;
         next
+    }
+}
+
+/// The seed's `last_processed_event_id`: text, or a number written as one.
+fn id_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(Value::Number(id)) => Some(id.to_string()),
+        Some(other) => {
+            return Err(D::Error::custom(format!(
+                "`last_processed_event_id` is neither text nor a number: {other}"
+            )))
+        }
+    })
+}
+
+/// The watermark as this poller writes it (RFC 3339) or as the seed may have (without a zone,
+/// read as UTC). A time that cannot be read fails the whole cursor, which starts afresh: a cursor
+/// with an id but no time would take all but one of the source's items for new.
+fn time_with_or_without_zone<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(text) => super::feed::parse_date(&text).map(Some).ok_or_else(|| {
+            D::Error::custom(format!(
+                "`last_processed_event_timestamp` `{text}` is not a date and time"
+            ))
+        }),
     }
 }
 
@@ -163,5 +217,96 @@ mod tests {
         assert_eq!(cursor.to_value()["vendor"], 1);
         assert!(!cursor.is_new(&item("41", Some("2024-12-31T00:00:00Z"))));
         assert!(cursor.is_new(&item("43", Some("2025-01-01T00:00:01Z"))));
+    }
+
+    #[test]
+    fn it_should_read_the_seeds_timestamp_without_a_zone_as_utc() {
+        for written in [
+            "2024-01-01T10:00:00",
+            "2024-01-01 10:00:00",
+            "2024-01-01T10:00:00Z",
+            "2024-01-01 11:00:00+01:00",
+        ] {
+            let seed =
+                json!({"last_processed_event_id": "42", "last_processed_event_timestamp": written});
+            let cursor = Cursor::read(Some(&seed)).unwrap_or_else(|| panic!("{written} is read"));
+            assert_eq!(
+                cursor.last_processed_event_timestamp,
+                Some("2024-01-01T10:00:00Z".parse().unwrap()),
+                "{written}"
+            );
+            assert_eq!(cursor.last_processed_event_id.as_deref(), Some("42"));
+        }
+    }
+
+    #[test]
+    fn it_should_keep_the_fraction_of_a_second_of_the_seeds_timestamp() {
+        let seed = json!({"last_processed_event_timestamp": "2024-01-01 10:00:00.250000"});
+        let cursor = Cursor::read(Some(&seed)).unwrap();
+        let watermark: DateTime<Utc> = "2024-01-01T10:00:00.25Z".parse().unwrap();
+        assert_eq!(cursor.last_processed_event_timestamp, Some(watermark));
+        assert!(!cursor.is_new(&item("x", Some("2024-01-01T10:00:00.1Z"))));
+        assert!(cursor.is_new(&item("y", Some("2024-01-01T10:00:00.3Z"))));
+        assert_eq!(
+            cursor.to_value()["last_processed_event_timestamp"],
+            "2024-01-01T10:00:00.250Z",
+            "written back in RFC 3339, in UTC"
+        );
+    }
+
+    #[test]
+    fn it_should_read_a_numeric_id_and_refuse_a_time_it_cannot_read() {
+        let seed = json!({"last_processed_event_id": 1_234_567_890});
+        let cursor = Cursor::read(Some(&seed)).unwrap();
+        assert_eq!(
+            cursor.last_processed_event_id.as_deref(),
+            Some("1234567890")
+        );
+        assert!(!cursor.is_new(&item("1234567890", None)));
+        // An id without its time would make nearly every item new: start afresh instead.
+        let unreadable =
+            json!({"last_processed_event_id": "42", "last_processed_event_timestamp": "yesterday"});
+        assert_eq!(Cursor::read(Some(&unreadable)), None);
+    }
+
+    #[test]
+    fn it_should_take_the_seeds_cursor_at_its_word_below_its_watermark_but_keep_ties() {
+        let seed = json!({"last_processed_event_id": "42", "last_processed_event_timestamp": "2024-01-01 10:00:00"});
+        let cursor = Cursor::read(Some(&seed)).unwrap();
+        assert!(
+            !cursor.is_new(&item("41", Some("2024-01-01T09:59:00Z"))),
+            "a minute below the seed's watermark was processed by the seed"
+        );
+        assert!(!cursor.is_new(&item("42", Some("2024-01-01T10:00:00Z"))));
+        assert!(
+            cursor.is_new(&item("42b", Some("2024-01-01T10:00:00Z"))),
+            "an item sharing the watermark's time is not dropped"
+        );
+        assert!(cursor.is_new(&item("43", Some("2024-01-01T10:00:01Z"))));
+        // Once this poller has written the cursor, the window below the watermark is back.
+        let next = cursor.after(&[
+            item("43", Some("2024-01-01T10:00:01Z")),
+            item("42", Some("2024-01-01T10:00:00Z")),
+        ]);
+        assert!(next.is_new(&item("late", Some("2024-01-01T09:59:00Z"))));
+    }
+
+    #[test]
+    fn it_should_write_the_id_and_time_of_the_same_newest_item() {
+        let next = Cursor::default().after(&[
+            item("e", Some("2025-01-01T12:00:00Z")),
+            item("d", Some("2025-01-01T12:00:00Z")),
+            item("c", Some("2025-01-01T11:00:00Z")),
+        ]);
+        let written = next.to_value();
+        assert_eq!(
+            written["last_processed_event_id"], "e",
+            "of a tie, the one the source lists first"
+        );
+        assert_eq!(
+            written["last_processed_event_timestamp"],
+            "2025-01-01T12:00:00Z"
+        );
+        assert_eq!(Cursor::read(Some(&written)), Some(next));
     }
 }

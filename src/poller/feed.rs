@@ -1,20 +1,47 @@
-//! RSS and Atom feeds, read into items: RSS 2.0 (and 0.9x, and RSS 1.0's RDF items) and Atom 1.0.
+//! RSS and Atom feeds, read into items: RSS 2.0 (and 0.9x, and RSS 1.0's RDF items) and Atom 1.0;
+//! and the link to the page of older items, when the feed is split into pages.
 //!
-//! Parsed with `roxmltree`, a small read-only DOM: a feed is a few hundred kilobytes at most and
-//! is read whole anyway, and a DOM lets each field be looked up by name without a state machine.
-//! Elements are matched by local name, so prefixes (`dc:creator`, `content:encoded`) and default
-//! namespaces do not matter.
+//! Parsed with `roxmltree`, a small read-only DOM: a feed page is a few hundred kilobytes at most
+//! and is read whole anyway, and a DOM lets each field be looked up by name without a state
+//! machine. Elements are matched by local name, so prefixes (`dc:creator`, `content:encoded`,
+//! `atom:link`) and default namespaces do not matter.
+//!
+//! **Pages** (RFC 5005). A paged feed links each document to the next with `<link rel="next"
+//! href="..."/>`; an archived feed links its current document to the newest archive, and each
+//! archive to the one before, with `rel="prev-archive"`. Both lead from the newest items to older
+//! ones, which is the way a poll reads until it reaches its cursor, so [`Page::next`] is the
+//! `next` link, or else the `prev-archive` one. RSS 2.0 has no paging of its own; channels that
+//! page carry Atom's element (`<atom:link rel="next" href="..."/>`), read the same way. The href
+//! is returned as written: the poller resolves it against the page's URL.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use roxmltree::{Document, Node};
 use serde_json::json;
 
 use super::Item;
 
-/// Reads a feed's items, newest first as feeds list them. Each item's payload is
-/// `{"feed": {url, title, link}, "item": {guid, title, link, summary, content, author,
-/// categories, published, updated}}`, the shape of the catalogue's sample payload.
-pub fn parse(url: &str, xml: &str) -> Result<Vec<Item>, String> {
+/// One document of a feed: its items and where the older ones are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Newest first, as feeds list them.
+    pub items: Vec<Item>,
+    /// The `href` of the feed's `rel="next"` link, or else of its `rel="prev-archive"` link, as
+    /// written (possibly relative).
+    pub next: Option<String>,
+}
+
+/// The link relations that lead to older items, in the order they are preferred: RFC 5005's
+/// paged feeds (section 3) and archived feeds (section 4).
+const OLDER: [&str; 2] = ["next", "prev-archive"];
+
+/// Where IANA-registered relations live when an Atom feed writes them as IRIs (RFC 4287, 4.2.7.2).
+const IANA_RELATIONS: &str = "http://www.iana.org/assignments/relation/";
+
+/// Reads one document of a feed. `url` is the feed's (the trigger's `feed_url`, whichever page
+/// this is), for the payload. Each item's payload is `{"feed": {url, title, link}, "item": {guid,
+/// title, link, summary, content, author, categories, published, updated}}`, the shape of the
+/// catalogue's sample payload.
+pub fn parse(url: &str, xml: &str) -> Result<Page, String> {
     let document = Document::parse(xml).map_err(|error| format!("feed is not XML: {error}"))?;
     let root = document.root_element();
     let (channel, entries): (Node, Vec<Node>) = match root.tag_name().name() {
@@ -79,7 +106,26 @@ pub fn parse(url: &str, xml: &str) -> Result<Vec<Item>, String> {
             payload,
         });
     }
-    Ok(items)
+    Ok(Page {
+        items,
+        next: older_link(channel),
+    })
+}
+
+/// The `href` of the first of [`OLDER`]'s relations among `channel`'s `<link>`s (Atom's, or
+/// `atom:link` in an RSS channel; RSS's own `<link>` has no `rel`).
+fn older_link(channel: Node) -> Option<String> {
+    let links: Vec<(&str, &str)> = children(channel, "link")
+        .filter_map(|link| Some((link.attribute("rel")?, link.attribute("href")?)))
+        .collect();
+    OLDER.iter().find_map(|wanted| {
+        links.iter().find_map(|(rel, href)| {
+            let rel = rel.trim();
+            let rel = rel.strip_prefix(IANA_RELATIONS).unwrap_or(rel);
+            let href = href.trim();
+            (rel.eq_ignore_ascii_case(wanted) && !href.is_empty()).then(|| href.to_owned())
+        })
+    })
 }
 
 fn children<'a, 'input>(
@@ -130,11 +176,22 @@ fn date_of(node: Node, names: &[&'static str]) -> Option<DateTime<Utc>> {
         .find_map(|value| parse_date(&value))
 }
 
+/// A date as sources and cursors write them: RFC 3339 (with `T` or a space between date and
+/// time), RFC 2822, or an ISO 8601 date and time without a zone, read as UTC (Python's
+/// `datetime.isoformat()` and `str()` of a naive datetime, as the seed's cursors hold:
+/// `2025-03-02 10:30:09`). Fractional seconds are kept.
 pub(super) fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    let value = value.trim();
     DateTime::parse_from_rfc3339(value)
         .or_else(|_| DateTime::parse_from_rfc2822(value))
-        .ok()
         .map(|date| date.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+                .map(|naive| naive.and_utc())
+        })
 }
 
 #[cfg(test)]
@@ -151,7 +208,9 @@ mod tests {
                   <category>rust</category><pubDate>Sun, 02 Mar 2025 09:00:00 +0000</pubDate></item>
                 <item><title>One</title><link>https://blog.example.com/1</link></item>
               </channel></rss>"#;
-        let items = parse("https://blog.example.com/feed", rss).unwrap();
+        let page = parse("https://blog.example.com/feed", rss).unwrap();
+        assert_eq!(page.next, None, "one page");
+        let items = page.items;
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].id, "post-2");
         assert_eq!(
@@ -178,7 +237,7 @@ mod tests {
                 <summary>short</summary><content type="html">long</content>
                 <published>2025-03-02T09:00:00Z</published><updated>2025-03-03T09:00:00Z</updated>
               </entry></feed>"#;
-        let items = parse("https://example.com/atom", atom).unwrap();
+        let items = parse("https://example.com/atom", atom).unwrap().items;
         let item = &items[0].payload["item"];
         assert_eq!(items[0].id, "urn:1");
         assert_eq!(item["link"], "https://example.com/1");
@@ -190,6 +249,97 @@ mod tests {
             items[0].timestamp,
             Some("2025-03-02T09:00:00Z".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn it_should_find_the_next_page_of_a_paged_atom_feed() {
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>Log</title>
+              <link rel="self" href="https://example.com/atom?page=2"/>
+              <link rel="previous" href="/atom?page=1"/>
+              <link rel="next" href="/atom?page=3"/>
+              <link rel="alternate" href="https://example.com/"/>
+              <entry><id>urn:5</id><title>Five</title></entry></feed>"#;
+        let page = parse("https://example.com/atom", atom).unwrap();
+        assert_eq!(page.next.as_deref(), Some("/atom?page=3"));
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(
+            page.items[0].payload["feed"]["link"], "https://example.com/",
+            "paging links are not the feed's link"
+        );
+        let iri = atom.replace(
+            r#"rel="next""#,
+            r#"rel="http://www.iana.org/assignments/relation/next""#,
+        );
+        assert_eq!(
+            parse("u", &iri).unwrap().next.as_deref(),
+            Some("/atom?page=3")
+        );
+    }
+
+    #[test]
+    fn it_should_follow_an_archived_feed_to_its_previous_archive() {
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"
+              xmlns:fh="http://purl.org/syndication/history/1.0"><title>Log</title>
+              <link rel="current" href="https://example.com/atom"/>
+              <link rel="next-archive" href="https://example.com/2025-03.xml"/>
+              <link rel="prev-archive" href="2025-01.xml"/>
+              <fh:archive/>
+              <entry><id>urn:1</id></entry></feed>"#;
+        let page = parse("https://example.com/atom", atom).unwrap();
+        assert_eq!(
+            page.next.as_deref(),
+            Some("2025-01.xml"),
+            "older archives, never newer ones"
+        );
+        let both = atom.replace(
+            "<fh:archive/>",
+            r#"<link rel="next" href="https://example.com/atom?page=2"/>"#,
+        );
+        assert_eq!(
+            parse("u", &both).unwrap().next.as_deref(),
+            Some("https://example.com/atom?page=2"),
+            "`next` first"
+        );
+    }
+
+    #[test]
+    fn it_should_find_the_next_page_of_an_rss_channel_in_its_atom_link() {
+        let rss = r#"<?xml version="1.0"?>
+            <rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">
+              <channel><title>Blog</title><link>https://blog.example.com/</link>
+                <atom:link rel="self" type="application/rss+xml" href="https://blog.example.com/feed"/>
+                <atom:link rel="next" href="feed?paged=2"/>
+                <item><guid>post-9</guid></item>
+              </channel></rss>"#;
+        let page = parse("https://blog.example.com/feed", rss).unwrap();
+        assert_eq!(page.next.as_deref(), Some("feed?paged=2"));
+        assert_eq!(
+            page.items[0].payload["feed"]["link"],
+            "https://blog.example.com/"
+        );
+        let last = rss.replace(r#"<atom:link rel="next" href="feed?paged=2"/>"#, "");
+        assert_eq!(parse("u", &last).unwrap().next, None);
+    }
+
+    #[test]
+    fn it_should_read_dates_without_a_zone_as_utc() {
+        let at = |text| parse_date(text).map(|date| date.to_rfc3339());
+        let ten = Some("2025-03-02T10:30:09+00:00".to_owned());
+        assert_eq!(at("2025-03-02 10:30:09"), ten);
+        assert_eq!(at("2025-03-02T10:30:09"), ten);
+        assert_eq!(at("2025-03-02T11:30:09+01:00"), ten);
+        assert_eq!(at("2025-03-02 10:30:09+00:00"), ten);
+        assert_eq!(at("Sun, 02 Mar 2025 10:30:09 +0000"), ten);
+        assert_eq!(
+            at("2025-03-02 10:30:09.250"),
+            Some("2025-03-02T10:30:09.250+00:00".to_owned())
+        );
+        assert_eq!(
+            at("2025-03-02T10:30:09.123456"),
+            Some("2025-03-02T10:30:09.123456+00:00".to_owned())
+        );
+        assert_eq!(at("yesterday"), None);
+        assert_eq!(at("2025-03-02"), None, "a day is not a time");
     }
 
     #[test]

@@ -56,7 +56,8 @@ fn field<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
     }
 }
 
-/// RFC 3339 text, or a number of seconds since the epoch (of milliseconds, when it is too large
+/// Text as [`super::feed::parse_date`] reads it (RFC 3339, RFC 2822, or a date and time without
+/// a zone, as UTC), or a number of seconds since the epoch (of milliseconds, when it is too large
 /// to be seconds).
 fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
     match value {

@@ -74,7 +74,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// The most pages of a JSON endpoint one poll reads before stopping at what it has: a source
+/// The most pages of a source one poll reads before stopping at what it has: a source
 /// whose pages never reach the cursor (or a loop of `next` links) cannot hold a poll forever.
 pub const MAX_PAGES: usize = 20;
 
@@ -396,8 +396,12 @@ impl Poller {
         }
     }
 
-    /// Reads the source: a feed whole, a JSON endpoint page by page until a page holds an item
-    /// that is not new (the cursor is reached), there is no next page, or [`MAX_PAGES`].
+    /// Reads the source page by page, newest first, until a page holds an item that is not new
+    /// (the cursor is reached), is empty, has no next page, or links back to a page read
+    /// already, or after [`MAX_PAGES`]. A feed's next page is its RFC 5005 `next` (or
+    /// `prev-archive`) link ([`feed::Page::next`]); a JSON endpoint's is its `Link: <...>;
+    /// rel="next"` header. Relative links are resolved against the page's URL. An item listed
+    /// on two pages (the source moved while it was read) is kept once, where it was first seen.
     async fn fetch(
         &self,
         record: &TriggerRecord,
@@ -406,36 +410,43 @@ impl Poller {
         is_new: &(dyn Fn(&Cursor, &Item) -> bool + Sync),
     ) -> Result<Vec<Item>, SourceError> {
         let text = |name: &str| config.get(name).and_then(Value::as_str);
-        if record.provider_id == "rss" {
+        let (url, fields, header) = if record.provider_id == "rss" {
             let url = text("feed_url").ok_or_else(|| SourceError("no `feed_url`".into()))?;
-            let (body, _) = self.get(url, None).await?;
-            return feed::parse(url, &body).map_err(SourceError);
-        }
-        let url = text("url").ok_or_else(|| SourceError("no `url`".into()))?;
-        let fields = json::Fields {
-            items_path: text("items_path").unwrap_or(""),
-            id_field: text("id_field").ok_or_else(|| SourceError("no `id_field`".into()))?,
-            timestamp_field: text("timestamp_field"),
+            (url, None, None)
+        } else {
+            let url = text("url").ok_or_else(|| SourceError("no `url`".into()))?;
+            let fields = json::Fields {
+                items_path: text("items_path").unwrap_or(""),
+                id_field: text("id_field").ok_or_else(|| SourceError("no `id_field`".into()))?,
+                timestamp_field: text("timestamp_field"),
+            };
+            let header = self.credential_header(record, config).await?;
+            (url, Some(fields), header)
         };
-        let header = self.credential_header(record, config).await?;
-        let mut observed = Vec::new();
         let mut page = reqwest::Url::parse(url)
-            .map_err(|error| SourceError(format!("`url` is not a URL: {error}")))?;
+            .map_err(|error| SourceError(format!("`{url}` is not a URL: {error}")))?;
+        let mut read = std::collections::HashSet::new();
+        let mut observed: Vec<Item> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
         for _ in 0..MAX_PAGES {
-            let (body, next) = self.get(page.as_str(), header.as_ref()).await?;
-            let body: Value = serde_json::from_str(&body)
-                .map_err(|error| SourceError(format!("response is not JSON: {error}")))?;
-            let items = json::parse(url, &body, &fields).map_err(SourceError)?;
+            read.insert(page.clone());
+            let (body, link) = self.get(page.as_str(), header.as_ref()).await?;
+            let (items, next) = Self::read_page(url, &body, fields.as_ref(), link)?;
             let reached = items.is_empty() || items.iter().any(|item| !is_new(cursor, item));
-            observed.extend(items);
-            match next {
-                Some(next) if !reached => {
-                    page = page.join(&next).map_err(|error| {
-                        SourceError(format!("next page `{next}` is not a URL: {error}"))
-                    })?;
-                }
-                _ => break,
+            observed.extend(items.into_iter().filter(|item| ids.insert(item.id.clone())));
+            let Some(next) = next.filter(|_| !reached) else {
+                break;
+            };
+            let next = page.join(&next).map_err(|error| {
+                SourceError(format!(
+                    "next page `{next}` of {page} is not a URL: {error}"
+                ))
+            })?;
+            if read.contains(&next) {
+                tracing::warn!(trigger_id = %record.project_trigger_id, %next, "the source's pages loop; stopping at what was read");
+                break;
             }
+            page = next;
         }
         Ok(observed)
     }
@@ -475,6 +486,25 @@ impl Poller {
             )));
         }
         Ok((String::from_utf8_lossy(&body).into_owned(), next))
+    }
+
+    /// One page of the source at `url`: its items and the link to the next page, from the feed
+    /// (`fields` is `None`) or, for a JSON endpoint, the `Link` header (`link`). A feed without a
+    /// paging link of its own may still name its next page in a `Link` header.
+    fn read_page(
+        url: &str,
+        body: &str,
+        fields: Option<&json::Fields>,
+        link: Option<String>,
+    ) -> Result<(Vec<Item>, Option<String>), SourceError> {
+        let Some(fields) = fields else {
+            let page = feed::parse(url, body).map_err(SourceError)?;
+            return Ok((page.items, page.next.or(link)));
+        };
+        let body: Value = serde_json::from_str(body)
+            .map_err(|error| SourceError(format!("response is not JSON: {error}")))?;
+        let items = json::parse(url, &body, fields).map_err(SourceError)?;
+        Ok((items, link))
     }
 
     /// The header carrying the connection's credential, when the config names one: the
