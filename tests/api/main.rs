@@ -8,6 +8,7 @@ mod connections;
 mod crash;
 mod durability;
 mod executor;
+mod feed_server;
 mod health;
 mod http_triggers;
 mod identity;
