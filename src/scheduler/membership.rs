@@ -1,4 +1,4 @@
-//! Which engine process fires which schedule. Every process beats a heartbeat into the store and
+//! Which engine process fires which schedule and polls which source. Every process beats a heartbeat into the store and
 //! reads who else is alive; each trigger belongs to the live process that ranks highest for it
 //! (rendezvous hashing), which every process computes alike from the same list. When a process
 //! stops beating, the others drop it from their lists once its lease has passed and take over its
@@ -6,7 +6,8 @@
 //!
 //! Membership is an optimisation, not the guarantee: while lists disagree (for up to one beat),
 //! two processes may both fire a slot, and the run id derived from the slot makes the second
-//! firing record nothing.
+//! firing record nothing; or both poll a source, and the cursor's `seen` check makes the second
+//! poll's commit record nothing.
 
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ impl Membership {
         self.live.clone()
     }
 
-    /// Whether this process fires `trigger`'s schedule, by the current list.
+    /// Whether this process fires `trigger`'s schedule (or polls its source), by the current list.
     pub fn owns(&self, trigger: Uuid) -> bool {
         owner(&self.live.borrow(), trigger).is_none_or(|owner| owner == self.node_id)
     }
