@@ -13,7 +13,8 @@
 //! takes everything up to its timestamp as processed, save other items sharing that very
 //! timestamp (ties are not dropped), instead of reopening the [`OVERLAP`] window. What this
 //! poller writes keeps the two keys the seed's meaning: the id and time of the newest item seen
-//! (the time as RFC 3339 in UTC).
+//! (the time as RFC 3339 in UTC). A seed cursor with an id and no time marks a place in the
+//! source's list: the items listed before it are new ([`Cursor::new_among`]).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::de::Error as _;
@@ -89,6 +90,25 @@ impl Cursor {
             (Some(watermark), Some(at)) if self.seen_ids.is_empty() => at >= watermark,
             (Some(watermark), Some(at)) => at > watermark - OVERLAP,
             _ => true,
+        }
+    }
+
+    /// The items of `observed` (as the source lists them, newest first) this cursor has not
+    /// seen. A seed cursor that holds only an id (no time, no `seen_ids`) can only say where the
+    /// source stood: the items listed before that id are new, and if the source no longer lists
+    /// it, none is known to be (the cursor then moves to what the source lists now).
+    pub fn new_among(&self, observed: &[Item]) -> Vec<Item> {
+        let only_an_id = self.last_processed_event_timestamp.is_none() && self.seen_ids.is_empty();
+        match &self.last_processed_event_id {
+            Some(last) if only_an_id => observed
+                .iter()
+                .position(|item| &item.id == last)
+                .map_or_else(Vec::new, |at| observed[..at].to_vec()),
+            _ => observed
+                .iter()
+                .filter(|item| self.is_new(item))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -179,6 +199,26 @@ mod tests {
             timestamp: at.map(|at| at.parse().unwrap()),
             payload: Value::Null,
         }
+    }
+
+    #[test]
+    fn it_should_take_a_seed_cursor_holding_only_an_id_as_a_place_in_the_list() {
+        let cursor = Cursor::read(Some(&json!({"last_processed_event_id": "1234567890"}))).unwrap();
+        let listed = [
+            item("new-2", None),
+            item("new-1", None),
+            item("1234567890", None),
+            item("old", None),
+        ];
+        let ids = |items: Vec<Item>| items.into_iter().map(|item| item.id).collect::<Vec<_>>();
+        assert_eq!(ids(cursor.new_among(&listed)), ["new-2", "new-1"]);
+        assert!(
+            cursor.new_among(&listed[3..]).is_empty(),
+            "a source that no longer lists the id replays nothing"
+        );
+        let next = cursor.after(&listed);
+        assert_eq!(next.last_processed_event_id.as_deref(), Some("new-2"));
+        assert!(next.new_among(&listed).is_empty(), "the ids are remembered");
     }
 
     #[test]

@@ -248,11 +248,15 @@ impl Poller {
             Ok(observed) => observed,
             Err(error) => return Ok(Err(error)),
         };
-        let mut new: Vec<Item> = observed
-            .iter()
-            .filter(|item| is_new(&cursor, item))
-            .cloned()
-            .collect();
+        let mut new: Vec<Item> = if first {
+            observed
+                .iter()
+                .filter(|item| is_new(&cursor, item))
+                .cloned()
+                .collect()
+        } else {
+            cursor.new_among(&observed)
+        };
         // Oldest first: sources list newest first; with times, by time.
         new.reverse();
         if new.iter().all(|item| item.timestamp.is_some()) {
@@ -617,7 +621,13 @@ pub fn spawn(
                     (None, true) => {
                         let stop = shutdown.child_token();
                         task.stop = Some(stop.clone());
-                        running.spawn(poll_loop(poller.clone(), *id, task.interval, stop));
+                        running.spawn(poll_loop(
+                            poller.clone(),
+                            *id,
+                            task.interval,
+                            task.key.enabled_at,
+                            stop,
+                        ));
                     }
                     (Some(stop), false) => {
                         stop.cancel();
@@ -684,11 +694,26 @@ async fn follow(
     Ok(())
 }
 
-/// One trigger's polls: now, then every `interval`, backing off while it fails. A poll cut short
-/// by `stop` is one that crashed, which the single commit makes harmless.
-async fn poll_loop(poller: Poller, id: Uuid, interval: Duration, stop: CancellationToken) {
+/// One trigger's polls, on its beat ([`next_beat`]), backing off while it fails. A trigger
+/// enabled within the last interval polls at once, so that its first poll records where the
+/// source stood when it was enabled. A poll cut short by `stop` is one that crashed, which the
+/// single commit makes harmless.
+async fn poll_loop(
+    poller: Poller,
+    id: Uuid,
+    interval: Duration,
+    enabled_at: Option<DateTime<Utc>>,
+    stop: CancellationToken,
+) {
+    let just_enabled = enabled_at.is_none_or(|at| {
+        chrono::Duration::from_std(interval).is_ok_and(|interval| at > Utc::now() - interval)
+    });
+    if !just_enabled && !sleep_until(next_beat(id, interval, Utc::now()), &stop).await {
+        return;
+    }
     let mut errors = 0;
     loop {
+        let started = Utc::now();
         let outcome = tokio::select! {
             () = stop.cancelled() => return,
             outcome = poller.poll(id) => outcome,
@@ -696,24 +721,46 @@ async fn poll_loop(poller: Poller, id: Uuid, interval: Duration, stop: Cancellat
         let wait = match outcome {
             Ok(Polled::Succeeded { .. }) => {
                 errors = 0;
-                interval
+                None
             }
             Ok(Polled::Failed { disabled: true, .. }) | Err(PollError::NotPollable) => return,
             Ok(Polled::Failed {
                 consecutive_failures,
                 ..
-            }) => backoff(interval, consecutive_failures),
+            }) => Some(backoff(interval, consecutive_failures)),
             Err(error) => {
                 errors += 1;
                 tracing::error!(trigger_id = %id, %error, "poll could not be recorded; retrying");
-                backoff(interval, errors)
+                Some(backoff(interval, errors))
             }
         };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
+        // Half an interval after this poll began is past this beat and before the next.
+        let earliest = started + wait.unwrap_or(interval / 2);
+        if !sleep_until(next_beat(id, interval, earliest), &stop).await {
+            return;
         }
     }
+}
+
+/// Sleeps until `at`; `false` when `stop` came first.
+async fn sleep_until(at: DateTime<Utc>, stop: &CancellationToken) -> bool {
+    let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// The first of trigger `id`'s beats after `after`. A trigger polls every `interval` at the same
+/// offset within it, derived from its id: a process that takes on many triggers at once (at
+/// start, or taking over a stopped process's) spreads their polls over the interval instead of
+/// sending them in one burst, and a slow poll does not push the polls after it later.
+pub fn next_beat(id: Uuid, interval: Duration, after: DateTime<Utc>) -> DateTime<Utc> {
+    let period = (interval.as_millis() as i64).max(1);
+    let offset = (id.as_u128() % period as u128) as i64;
+    let since = after.timestamp_millis() - offset;
+    let beat = since - since.rem_euclid(period) + period + offset;
+    DateTime::from_timestamp_millis(beat).unwrap_or(after)
 }
 
 #[cfg(test)]
@@ -734,6 +781,37 @@ mod tests {
             "never below the floor"
         );
         assert_eq!(interval(&json!({}), floor), DEFAULT_INTERVAL);
+    }
+
+    #[test]
+    fn it_should_beat_every_interval_at_an_offset_of_each_trigger_s_own() {
+        let interval = Duration::from_secs(10);
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        let start = at("2026-11-27T12:00:00.000Z");
+        let id = Uuid::from_u128(3_250);
+        let first = next_beat(id, interval, start);
+        assert_eq!(first, at("2026-11-27T12:00:03.250Z"));
+        assert_eq!(
+            next_beat(id, interval, first),
+            at("2026-11-27T12:00:13.250Z"),
+            "strictly after, one interval on"
+        );
+        assert_eq!(
+            next_beat(id, interval, first + chrono::Duration::seconds(5)),
+            at("2026-11-27T12:00:13.250Z"),
+            "a poll that took time does not move the beat"
+        );
+        let offsets: std::collections::BTreeSet<i64> = (0..1_000u128)
+            .map(|n| {
+                let id = Uuid::from_u128(n * 7_919 + (n << 64));
+                (next_beat(id, interval, start) - start).num_milliseconds()
+            })
+            .collect();
+        assert!(
+            offsets.len() > 600 && offsets.iter().all(|&ms| (1..=10_000).contains(&ms)),
+            "1,000 triggers spread over the interval: {} distinct offsets",
+            offsets.len()
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ const MAX_BATCH_ROWS: usize = 5_000;
 const SQLITE_ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Groups queued beyond this make writers wait for room: back-pressure, not unbounded memory.
-const QUEUE: usize = 1_024;
+/// Room for a minute boundary of 10,000 schedules: the appends queued while a batch is written
+/// make the next batch, so a smaller queue would cap batches at its size.
+const QUEUE: usize = 16_384;
 
 type Reply = oneshot::Sender<Result<Vec<i64>, StoreError>>;
 
