@@ -67,6 +67,16 @@ impl Runs {
         request_id: &str,
     ) -> Result<Fired, RunCommandError> {
         let (run_id, append) = Self::request(firing, stamp, request_id)?;
+        self.record(run_id, append).await
+    }
+
+    /// Records a run [`request`](Self::request) built (perhaps ahead of time), unless its cause
+    /// already fired.
+    pub async fn record(
+        &self,
+        run_id: Uuid,
+        append: StreamAppend,
+    ) -> Result<Fired, RunCommandError> {
         match self.store.append_together(vec![append]).await {
             Ok(positions) => {
                 self.projections.wake();

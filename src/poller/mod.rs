@@ -734,8 +734,9 @@ async fn poll_loop(
                 Some(backoff(interval, errors))
             }
         };
-        // Half an interval after this poll began is past this beat and before the next.
-        let earliest = started + wait.unwrap_or(interval / 2);
+        // Past this poll's beat and before the next: on the beat, polls are one interval apart,
+        // and the first one after a poll off the beat (at enabling) comes no sooner than this.
+        let earliest = started + wait.unwrap_or(interval * 3 / 4);
         if !sleep_until(next_beat(id, interval, earliest), &stop).await {
             return;
         }

@@ -6,6 +6,13 @@
 //! in the store. It follows the schedule triggers in the read model, keeps the next slot of each
 //! trigger it owns (see [`membership`]) in memory, and fires each slot when it is due.
 //!
+//! **On time.** A slot's firing (its run, event and payload) is built ahead of time, once the
+//! slot is within [`PREPARE_AHEAD`]; at the slot only the appends are left, and the appender
+//! writes them in a few statements. Building 10,000 firings takes about half a second of CPU on
+//! this project's 2-core machine, which would otherwise all come after the slot. A prepared
+//! firing belongs to its entry, so a trigger changed, disabled or deleted before its slot drops
+//! it. An on-time firing's `fired_at` is its slot; a caught-up one's, the time it was caught up.
+//!
 //! **Catch-up.** When a process takes a trigger on (start-up, a new or changed trigger, a process
 //! that left), slots that passed since the trigger last changed and within its catch-up window are
 //! handled by its `catch_up` policy: `latest` (the default) fires the latest of them, `all` fires
@@ -37,8 +44,8 @@ use uuid::Uuid;
 
 use crate::catalogue::Catalogue;
 use crate::projector::ProjectionHandle;
-use crate::runs::Runs;
-use crate::store::Store;
+use crate::runs::{RunCommandError, Runs};
+use crate::store::{Store, StreamAppend};
 pub use membership::Membership;
 
 /// The provider whose triggers the scheduler fires.
@@ -53,6 +60,10 @@ const IDLE: Duration = Duration::from_secs(1);
 /// than one, so a run fired by hand (the deprecated key URL) among them does not hide the latest
 /// slot. If none is a slot, catch-up starts from the trigger's last change: slower, never lossy.
 const RECENT_RUNS: i64 = 10;
+
+/// How long before its slot a firing is built (see "On time" above): enough to build a minute
+/// boundary of 10,000 schedules, short enough that a change to a trigger rarely has to drop one.
+pub const PREPARE_AHEAD: Duration = Duration::from_secs(2);
 
 /// Catch-up looks back at most this far by default (`trigger_config.catch_up_window_seconds`).
 pub const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -93,6 +104,18 @@ struct Entry {
     window: Duration,
     /// The slot queued for it, when this process owns it.
     next: Option<DateTime<Utc>>,
+    /// The firing of a slot about to come, built ahead of it.
+    prepared: Option<Prepared>,
+}
+
+/// A slot's firing as built: its run's id and the append that records it.
+type Built = Result<(Uuid, StreamAppend), RunCommandError>;
+
+/// A slot's firing, ready to append.
+struct Prepared {
+    at: DateTime<Utc>,
+    run_id: Uuid,
+    append: StreamAppend,
 }
 
 /// Starts the scheduler; it stops when `shutdown` is cancelled.
@@ -184,6 +207,7 @@ impl Scheduler {
                     catch_up,
                     window,
                     next: None,
+                    prepared: None,
                 },
             );
             if self.membership.owns(id) {
@@ -311,6 +335,38 @@ impl Scheduler {
         }
     }
 
+    /// Builds the firings of the queued slots due within [`PREPARE_AHEAD`] that are not built yet.
+    fn prepare_ahead(&mut self, now: DateTime<Utc>) {
+        let horizon = now + chrono::Duration::from_std(PREPARE_AHEAD).unwrap_or_default();
+        let coming: Vec<(DateTime<Utc>, Uuid)> = self
+            .queue
+            .iter()
+            .take_while(|(at, _)| *at <= horizon)
+            .copied()
+            .collect();
+        for (at, id) in coming {
+            let ready = self
+                .entries
+                .get(&id)
+                .and_then(|entry| entry.prepared.as_ref())
+                .is_some_and(|prepared| prepared.at == at);
+            if ready || at <= now {
+                continue;
+            }
+            match self.build(id, at, at) {
+                Some(Ok((run_id, append))) => {
+                    if let Some(entry) = self.entries.get_mut(&id) {
+                        entry.prepared = Some(Prepared { at, run_id, append });
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(trigger = %id, %error, "building a firing ahead failed; building it at its slot");
+                }
+                None => {}
+            }
+        }
+    }
+
     /// Fires every queued slot that is due, all at once (the appender writes them in a few
     /// statements), then queues each trigger's next slot, or the same slot again if its firing
     /// failed: skipping it would lose it for good.
@@ -328,23 +384,40 @@ impl Scheduler {
                 break;
             }
             self.queue.pop_first();
-            if let Some(entry) = self.entries.get_mut(&id) {
-                entry.next = None;
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            entry.next = None;
+            let prepared = entry
+                .prepared
+                .take()
+                .filter(|prepared| prepared.at == at)
+                .map(|prepared| Ok((prepared.run_id, prepared.append)));
+            // A slot not built ahead (caught up, or queued late) is built now, fired now.
+            if let Some(firing) = prepared.or_else(|| self.build(id, at, now)) {
+                due.push((id, at, firing));
             }
-            due.push((id, at));
         }
-        if due.is_empty() {
-            return;
+        if !due.is_empty() {
+            self.record(due).await;
         }
+        self.prepare_ahead(Utc::now());
+    }
+
+    /// Appends the due firings, each on its own, all at once.
+    async fn record(&mut self, due: Vec<(Uuid, DateTime<Utc>, Built)>) {
         let mut firing = JoinSet::new();
-        for (id, at) in &due {
-            if let Some(firing_of) = self.firing(*id, *at, now) {
-                let runs = self.runs.clone();
-                let request_id = self.request_id.clone();
-                let id = *id;
-                firing.spawn(
-                    async move { (id, runs.fire(firing_of, stamp(now), &request_id).await) },
-                );
+        let mut slots = Vec::with_capacity(due.len());
+        for (id, at, built) in due {
+            slots.push((id, at));
+            match built {
+                Ok((run_id, append)) => {
+                    let runs = self.runs.clone();
+                    firing.spawn(async move { (id, runs.record(run_id, append).await) });
+                }
+                Err(error) => {
+                    tracing::error!(trigger = %id, %error, "building a schedule slot's firing failed; retrying it");
+                }
             }
         }
         let mut recorded = std::collections::HashSet::new();
@@ -359,7 +432,7 @@ impl Scheduler {
                 Err(error) => tracing::error!(%error, "a firing task failed; retrying its slot"),
             }
         }
-        for (id, at) in due {
+        for (id, at) in slots {
             if !self.membership.owns(id) {
                 continue;
             }
@@ -372,22 +445,24 @@ impl Scheduler {
         }
     }
 
-    fn firing(&self, id: Uuid, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<Firing> {
+    /// The run firing slot `at` of trigger `id` starts, fired at `fired_at`, and its append.
+    fn build(&self, id: Uuid, at: DateTime<Utc>, fired_at: DateTime<Utc>) -> Option<Built> {
         let record = &self.entries.get(&id)?.record;
         let config = record.trigger_config.clone().unwrap_or(Value::Null);
         let shown = Catalogue::builtin()
             .find(&record.provider_id, &record.trigger_id)
             .map_or(Value::Null, |definition| definition.redact(&config));
-        Some(Firing::of(
+        let firing = Firing::of(
             record,
             RunCause::ScheduleSlot { at },
             json!({
                 "scheduled_at": at,
-                "fired_at": now,
+                "fired_at": fired_at,
                 "schedule": shown,
             }),
-            now,
-        ))
+            fired_at,
+        );
+        Some(Runs::request(firing, stamp(fired_at), &self.request_id))
     }
 }
 

@@ -102,11 +102,16 @@ async fn it_should_fire_a_stripe_trigger_once_per_event(db: TestDb) {
         deliver_stripe(&app, trigger, STRIPE_SECRET, &event).await,
         StatusCode::NO_CONTENT
     );
-    assert_eq!(
-        app.store.head().await.unwrap(),
-        head,
-        "a duplicate records nothing"
-    );
+    // The built-in executor may record the first run's attempt meanwhile: look for firings.
+    let fired_again = app
+        .store
+        .read_log(head, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.event_type == "RunRequested")
+        .count();
+    assert_eq!(fired_again, 0, "a duplicate records nothing");
 
     let other = stripe_event("evt_2", "customer.created");
     assert_eq!(

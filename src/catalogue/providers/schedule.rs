@@ -64,7 +64,7 @@ pub(super) fn provider() -> Provider {
             })),
             sample_payload: json!({
                 "scheduled_at": "2025-03-03T09:00:00+01:00",
-                "fired_at": "2025-03-03T08:00:00.412Z",
+                "fired_at": "2025-03-03T08:00:00Z",
                 "schedule": { "cron": "0 9 * * MON-FRI", "timezone": "Europe/Paris" }
             }),
         }],
