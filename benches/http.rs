@@ -6,6 +6,8 @@
 //! `BENCH_SECONDS` (default 10) per endpoint. The client's own ceiling is measured in the same run
 //! against `GET /healthz`, which touches no store.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,12 +15,13 @@ use std::time::{Duration, Instant};
 use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand};
 use chrono::Utc;
 use serde_json::json;
-use sqlx::Connection;
+use support::{admin_url, create_database, drop_database, env_or};
 use trigger_engine::app::App;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 use uuid::Uuid;
 
 const TRIGGERS: usize = 10_000;
+const DATABASE: &str = "trigger_engine_bench_http";
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "bench password";
 
@@ -29,13 +32,6 @@ fn main() -> anyhow::Result<()> {
         .block_on(run())
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn run() -> anyhow::Result<()> {
     let window = Duration::from_secs(env_or("BENCH_SECONDS", 10));
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 32);
@@ -44,19 +40,9 @@ async fn run() -> anyhow::Result<()> {
         "sqlite",
         format!("sqlite://{}/http.db", folder.path().display()),
     )];
-    let admin = std::env::var("BENCH_DATABASE_URL").or_else(|_| std::env::var("TEST_DATABASE_URL"));
-    if let Ok(admin) = &admin {
-        let mut connection = sqlx::PgConnection::connect(admin).await?;
-        sqlx::query("DROP DATABASE IF EXISTS trigger_engine_bench_http WITH (FORCE)")
-            .execute(&mut connection)
-            .await?;
-        sqlx::query("CREATE DATABASE trigger_engine_bench_http")
-            .execute(&mut connection)
-            .await?;
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        stores.push(("postgres", format!("{base}/trigger_engine_bench_http")));
+    let admin = admin_url();
+    if let Some(admin) = &admin {
+        stores.push(("postgres", create_database(admin, DATABASE).await?));
     }
     println!(
         "machine: {} cores; {concurrency} connections, {} s per figure, {TRIGGERS} triggers in the store",
@@ -69,11 +55,8 @@ async fn run() -> anyhow::Result<()> {
         println!("| --- | ---: | ---: | ---: | ---: |");
         bench_store(url, window, concurrency).await?;
     }
-    if let Ok(admin) = &admin {
-        let mut connection = sqlx::PgConnection::connect(admin).await?;
-        sqlx::query("DROP DATABASE IF EXISTS trigger_engine_bench_http WITH (FORCE)")
-            .execute(&mut connection)
-            .await?;
+    if let Some(admin) = &admin {
+        drop_database(admin, DATABASE).await?;
     }
     Ok(())
 }

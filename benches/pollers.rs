@@ -14,6 +14,8 @@
 //! server shares the process, so its CPU and memory are counted with the engine's; the database's
 //! are not.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::Connection;
+use support::{admin_url, create_database, drop_database, env_or};
 use trigger_engine::app::App;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 use uuid::Uuid;
@@ -44,13 +46,6 @@ const ITEM_EVERY_MS: i64 = 30_000;
 /// Items a feed lists, newest first: a small feed of about 5 KB.
 const ITEMS_LISTED: i64 = 20;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,22 +59,10 @@ async fn run() -> anyhow::Result<()> {
     let warmup: u64 = env_or("BENCH_WARMUP", 20);
     let rss_start = memory("VmRSS");
     let folder = tempfile::tempdir()?;
-    let admin = std::env::var("BENCH_DATABASE_URL").or_else(|_| std::env::var("TEST_DATABASE_URL"));
+    let admin = admin_url();
     let (name, url) = match &admin {
-        Ok(admin) => {
-            let mut connection = sqlx::PgConnection::connect(admin).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-                .execute(&mut connection)
-                .await?;
-            sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
-                .execute(&mut connection)
-                .await?;
-            let base = admin
-                .rsplit_once('/')
-                .map_or(admin.as_str(), |(base, _)| base);
-            ("postgres", format!("{base}/{DATABASE}"))
-        }
-        Err(_) => (
+        Some(admin) => ("postgres", create_database(admin, DATABASE).await?),
+        None => (
             "sqlite",
             format!("sqlite://{}/pollers.db", folder.path().display()),
         ),
@@ -279,11 +262,8 @@ async fn run() -> anyhow::Result<()> {
     server.await??;
     let _ = stop_feeds.send(());
     feed_server.await??;
-    if let Ok(admin) = &admin {
-        let mut connection = sqlx::PgConnection::connect(admin).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-            .execute(&mut connection)
-            .await?;
+    if let Some(admin) = &admin {
+        drop_database(admin, DATABASE).await?;
     }
     Ok(())
 }

@@ -8,25 +8,21 @@
 //! process's CPU over that minute (user + system, from /proc/self/stat; the database's own CPU is
 //! not counted).
 
+mod support;
+
 use std::time::Duration;
 
 use aggregates::{Actor, NewTrigger, RunCause, RunEvent, TriggerAction, TriggerCommand};
 use chrono::{DateTime, DurationRound, Utc};
 use serde_json::json;
-use sqlx::Connection;
+use support::{admin_url, create_database, drop_database, env_or};
 use trigger_engine::app::App;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 use uuid::Uuid;
 
+const DATABASE: &str = "trigger_engine_bench_schedules";
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "bench password";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
@@ -39,22 +35,10 @@ async fn run() -> anyhow::Result<()> {
     let schedules: usize = env_or("BENCH_SCHEDULES", 10_000);
     let minutes: usize = env_or("BENCH_MINUTES", 2);
     let folder = tempfile::tempdir()?;
-    let admin = std::env::var("BENCH_DATABASE_URL").or_else(|_| std::env::var("TEST_DATABASE_URL"));
+    let admin = admin_url();
     let (name, url) = match &admin {
-        Ok(admin) => {
-            let mut connection = sqlx::PgConnection::connect(admin).await?;
-            sqlx::query("DROP DATABASE IF EXISTS trigger_engine_bench_schedules WITH (FORCE)")
-                .execute(&mut connection)
-                .await?;
-            sqlx::query("CREATE DATABASE trigger_engine_bench_schedules")
-                .execute(&mut connection)
-                .await?;
-            let base = admin
-                .rsplit_once('/')
-                .map_or(admin.as_str(), |(base, _)| base);
-            ("postgres", format!("{base}/trigger_engine_bench_schedules"))
-        }
-        Err(_) => (
+        Some(admin) => ("postgres", create_database(admin, DATABASE).await?),
+        None => (
             "sqlite",
             format!("sqlite://{}/schedules.db", folder.path().display()),
         ),
@@ -143,11 +127,8 @@ async fn run() -> anyhow::Result<()> {
     }
     let _ = stop.send(());
     server.await??;
-    if let Ok(admin) = &admin {
-        let mut connection = sqlx::PgConnection::connect(admin).await?;
-        sqlx::query("DROP DATABASE IF EXISTS trigger_engine_bench_schedules WITH (FORCE)")
-            .execute(&mut connection)
-            .await?;
+    if let Some(admin) = &admin {
+        drop_database(admin, DATABASE).await?;
     }
     Ok(())
 }

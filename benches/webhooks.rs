@@ -33,6 +33,8 @@
 //! busy during its window, from `/proc`, and what CPU time one answer cost the engine and the
 //! database: a figure the machine's noise moves less than a rate.
 
+mod support;
+
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,6 +50,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sha2::Sha256;
 use sqlx::Connection;
+use support::{create_database, env_or};
 use trigger_engine::app::App;
 use trigger_engine::catalogue::Catalogue;
 use trigger_engine::config::{ServeConfig, StoreConfig};
@@ -79,13 +82,6 @@ fn main() -> anyhow::Result<()> {
         .thread_name(CLIENT_THREADS)
         .build()?
         .block_on(run(engine.handle().clone()))
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// What the run is set to measure, from the environment.
@@ -183,18 +179,7 @@ impl BenchDb {
     async fn fresh(&self, phase: &str) -> anyhow::Result<String> {
         Ok(match self {
             Self::Sqlite(folder) => format!("sqlite://{}/{phase}.db", folder.display()),
-            Self::Postgres(url) => {
-                let mut admin = sqlx::PgConnection::connect(url).await?;
-                let name = Self::name(phase);
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .await?;
-                let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
-                format!("{base}/{name}")
-            }
+            Self::Postgres(url) => create_database(url, &Self::name(phase)).await?,
         })
     }
 
