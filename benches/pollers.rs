@@ -21,18 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aggregates::{
-    Actor, NewTrigger, RunCause, RunEvent, TriggerAction, TriggerCommand, TriggerEvent,
-};
+use aggregates::{RunCause, RunEvent, TriggerEvent};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use support::{admin_url, create_database, drop_database, env_or};
+use support::{admin_url, create_database, drop_database, env_or, seed_enabled};
 use trigger_engine::app::App;
 use trigger_engine::config::{ServeConfig, StoreConfig};
-use uuid::Uuid;
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "bench password";
@@ -112,7 +109,21 @@ async fn run() -> anyhow::Result<()> {
     let caller = app.identity.verify_token(&token, Utc::now())?;
     let seeding = Instant::now();
     let feed_base = format!("http://{feed_address}/feeds");
-    seed(&app, caller.org_id, caller.user_id, &feed_base, pollers).await?;
+    seed_enabled(
+        &app,
+        caller.org_id,
+        caller.user_id,
+        "rss",
+        "on_new_item",
+        pollers,
+        move |feed| {
+            json!({
+                "feed_url": format!("{feed_base}/{feed}.xml"),
+                "polling_frequency": POLLING_MS.to_string(),
+            })
+        },
+    )
+    .await?;
     let seeded = Instant::now();
     let rss_seeded = memory("VmRSS");
     let hwm_seeded = memory("VmHWM");
@@ -449,51 +460,4 @@ fn cpu_seconds() -> f64 {
     };
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Creates and enables one `rss/on_new_item` trigger per feed through the command path, then
-/// waits for the read model (which the poller follows) to hold them all.
-async fn seed(
-    app: &App,
-    org_id: Uuid,
-    user_id: Uuid,
-    feed_base: &str,
-    count: usize,
-) -> anyhow::Result<()> {
-    let writers: Vec<_> = (0..16)
-        .map(|writer| {
-            let commands = app.commands.clone();
-            let feed_base = feed_base.to_owned();
-            tokio::spawn(async move {
-                for feed in (writer..count).step_by(16) {
-                    let id = Uuid::new_v4();
-                    let create = TriggerAction::CreateTrigger(NewTrigger {
-                        project_trigger_id: id,
-                        org_id,
-                        project_id: "bench".into(),
-                        connection_id: None,
-                        provider_id: "rss".into(),
-                        trigger_id: "on_new_item".into(),
-                        trigger_config: Some(json!({
-                            "feed_url": format!("{feed_base}/{feed}.xml"),
-                            "polling_frequency": POLLING_MS.to_string(),
-                        })),
-                    });
-                    for action in [create, TriggerAction::EnableTrigger] {
-                        let command = TriggerCommand::new(Utc::now(), Actor::User(user_id), action);
-                        commands.execute(id, command, "bench-seed").await?;
-                    }
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await??;
-    }
-    let head = app.store.head().await?;
-    app.projections
-        .wait_for(head, Duration::from_secs(300))
-        .await;
-    Ok(())
 }

@@ -10,15 +10,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use aggregates::{Actor, NewTrigger, RunCause, RunEvent, TriggerAction, TriggerCommand};
+use aggregates::{RunCause, RunEvent};
 use chrono::{DateTime, DurationRound, Utc};
 use serde_json::json;
-use support::{admin_url, create_database, drop_database, env_or};
+use support::{admin_url, create_database, drop_database, env_or, seed_enabled};
 use trigger_engine::app::App;
 use trigger_engine::config::{ServeConfig, StoreConfig};
-use uuid::Uuid;
 
 const DATABASE: &str = "trigger_engine_bench_schedules";
 const EMAIL: &str = "bench@example.com";
@@ -66,7 +63,16 @@ async fn run() -> anyhow::Result<()> {
         .access_token;
     let caller = app.identity.verify_token(&token, Utc::now())?;
     let seeded = std::time::Instant::now();
-    seed(&app, caller.org_id, caller.user_id, schedules).await?;
+    seed_enabled(
+        &app,
+        caller.org_id,
+        caller.user_id,
+        "schedule",
+        "on_schedule",
+        schedules,
+        |_| json!({"cron": "* * * * *"}),
+    )
+    .await?;
     println!(
         "seeded and enabled in {:.1} s\n",
         seeded.elapsed().as_secs_f64()
@@ -160,39 +166,4 @@ fn cpu_seconds() -> f64 {
     };
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
-}
-
-async fn seed(app: &App, org_id: Uuid, user_id: Uuid, count: usize) -> anyhow::Result<()> {
-    let writers: Vec<_> = (0..16)
-        .map(|writer| {
-            let commands = app.commands.clone();
-            tokio::spawn(async move {
-                for _ in (writer..count).step_by(16) {
-                    let id = Uuid::new_v4();
-                    let create = TriggerAction::CreateTrigger(NewTrigger {
-                        project_trigger_id: id,
-                        org_id,
-                        project_id: "bench".into(),
-                        connection_id: None,
-                        provider_id: "schedule".into(),
-                        trigger_id: "on_schedule".into(),
-                        trigger_config: Some(json!({"cron": "* * * * *"})),
-                    });
-                    for action in [create, TriggerAction::EnableTrigger] {
-                        let command = TriggerCommand::new(Utc::now(), Actor::User(user_id), action);
-                        commands.execute(id, command, "bench-seed").await?;
-                    }
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await??;
-    }
-    let head = app.store.head().await?;
-    app.projections
-        .wait_for(head, Duration::from_secs(300))
-        .await;
-    Ok(())
 }

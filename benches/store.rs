@@ -10,6 +10,8 @@
 //! 2. Command latency on a trigger with 100,000 cursor advances against a fresh trigger's.
 //! 3. Projection rebuild rate from a log of 100,000 events (1,000 triggers x 100 events).
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +23,8 @@ use serde_json::json;
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 use trigger_engine::commands::Commands;
+
+use support::create_raw_table;
 use trigger_engine::rebuild::rebuild_triggers;
 use trigger_engine::store::streams::EventMetadata;
 use trigger_engine::store::Store;
@@ -147,29 +151,6 @@ impl BenchDb {
             }
         }
     }
-}
-
-/// The same columns and key as `events`, without the position trigger: the ceiling to compare with.
-async fn create_raw_table(store: &Store) -> anyhow::Result<()> {
-    let sql = match store {
-        Store::Sqlite(_) => {
-            "CREATE TABLE raw_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL,
-               sequence integer NOT NULL, event_type text NOT NULL, event_version text NOT NULL,
-               payload text NOT NULL, metadata text NOT NULL,
-               PRIMARY KEY (aggregate_type, aggregate_id, sequence)) STRICT"
-        }
-        Store::Postgres(_) => {
-            "CREATE TABLE raw_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL,
-               sequence bigint NOT NULL, event_type text NOT NULL, event_version text NOT NULL,
-               payload jsonb NOT NULL, metadata jsonb NOT NULL,
-               PRIMARY KEY (aggregate_type, aggregate_id, sequence))"
-        }
-    };
-    on_pool!(store, |pool| sqlx::query(sql)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    Ok(())
 }
 
 fn cursor_event(n: u64) -> TriggerEvent {

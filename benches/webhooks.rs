@@ -50,7 +50,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sha2::Sha256;
 use sqlx::Connection;
-use support::{create_database, env_or};
+use support::{create_database, create_raw_table, env_or};
 use trigger_engine::app::App;
 use trigger_engine::catalogue::Catalogue;
 use trigger_engine::config::{ServeConfig, StoreConfig};
@@ -912,29 +912,6 @@ async fn firing_of(endpoints: &Endpoints, store: &Store) -> anyhow::Result<Firin
 
 // ---------------------------------------------------------------------------------------------
 // The raw ceiling, as benches/store.rs measures it for issue #2.
-
-/// The same columns and key as `events`, without the position trigger: the ceiling to compare with.
-async fn create_raw_table(store: &Store) -> anyhow::Result<()> {
-    let sql = match store {
-        Store::Sqlite(_) => {
-            "CREATE TABLE raw_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL,
-               sequence integer NOT NULL, event_type text NOT NULL, event_version text NOT NULL,
-               payload text NOT NULL, metadata text NOT NULL,
-               PRIMARY KEY (aggregate_type, aggregate_id, sequence)) STRICT"
-        }
-        Store::Postgres(_) => {
-            "CREATE TABLE raw_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL,
-               sequence bigint NOT NULL, event_type text NOT NULL, event_version text NOT NULL,
-               payload jsonb NOT NULL, metadata jsonb NOT NULL,
-               PRIMARY KEY (aggregate_type, aggregate_id, sequence))"
-        }
-    };
-    on_pool!(store, |pool| sqlx::query(sql)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    Ok(())
-}
 
 /// Single-row INSERT transactions of `payload` per second from `writers` tasks, each on its own
 /// stream.

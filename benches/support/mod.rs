@@ -42,3 +42,78 @@ pub async fn drop_database(admin: &str, name: &str) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// Creates and enables `count` triggers `provider`/`trigger` in organisation `org_id`, the n-th
+/// with `config(n)`, from 16 writers as user `user_id`, and waits until the read model shows them.
+#[allow(clippy::too_many_arguments)] // each is one plain fact about the triggers to seed
+pub async fn seed_enabled(
+    app: &trigger_engine::app::App,
+    org_id: uuid::Uuid,
+    user_id: uuid::Uuid,
+    provider: &'static str,
+    trigger: &'static str,
+    count: usize,
+    config: impl Fn(usize) -> serde_json::Value + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    use aggregates::{Actor, NewTrigger, TriggerAction, TriggerCommand};
+
+    let config = std::sync::Arc::new(config);
+    let writers: Vec<_> = (0..16)
+        .map(|writer| {
+            let commands = app.commands.clone();
+            let config = config.clone();
+            tokio::spawn(async move {
+                for n in (writer..count).step_by(16) {
+                    let id = uuid::Uuid::new_v4();
+                    let create = TriggerAction::CreateTrigger(NewTrigger {
+                        project_trigger_id: id,
+                        org_id,
+                        project_id: "bench".into(),
+                        connection_id: None,
+                        provider_id: provider.into(),
+                        trigger_id: trigger.into(),
+                        trigger_config: Some(config(n)),
+                    });
+                    for action in [create, TriggerAction::EnableTrigger] {
+                        let command =
+                            TriggerCommand::new(chrono::Utc::now(), Actor::User(user_id), action);
+                        commands.execute(id, command, "bench-seed").await?;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let head = app.store.head().await?;
+    app.projections
+        .wait_for(head, std::time::Duration::from_secs(300))
+        .await;
+    Ok(())
+}
+
+/// The same columns and key as `events`, without the position trigger: the ceiling to compare
+/// appends with.
+pub async fn create_raw_table(store: &trigger_engine::store::Store) -> anyhow::Result<()> {
+    let sql = match store {
+        trigger_engine::store::Store::Sqlite(_) => {
+            "CREATE TABLE raw_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+               sequence integer NOT NULL, event_type text NOT NULL, event_version text NOT NULL,
+               payload text NOT NULL, metadata text NOT NULL,
+               PRIMARY KEY (aggregate_type, aggregate_id, sequence)) STRICT"
+        }
+        trigger_engine::store::Store::Postgres(_) => {
+            "CREATE TABLE raw_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+               sequence bigint NOT NULL, event_type text NOT NULL, event_version text NOT NULL,
+               payload jsonb NOT NULL, metadata jsonb NOT NULL,
+               PRIMARY KEY (aggregate_type, aggregate_id, sequence))"
+        }
+    };
+    trigger_engine::on_pool!(store, |pool| sqlx::query(sql)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
