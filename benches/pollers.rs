@@ -27,7 +27,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use support::{admin_url, create_database, drop_database, env_or, seed_enabled};
+use support::{admin_url, cpu_seconds, create_database, drop_database, env_or, seed_enabled};
 use trigger_engine::app::App;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 
@@ -443,21 +443,4 @@ fn memory(field: &str) -> f64 {
             kib.strip_suffix("kB")?.trim().parse::<f64>().ok()
         })
         .map_or(f64::NAN, |kib| kib / 1_024.0)
-}
-
-/// This process's CPU time so far (user + system), in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
