@@ -96,6 +96,8 @@ async fn run() -> anyhow::Result<()> {
         admin_email: Some(EMAIL.into()),
         admin_password: Some(PASSWORD.into()),
         polling: true,
+        // The feed server listens on loopback, which the outbound guard refuses unless allowed.
+        outbound_allow: "127.0.0.1".parse()?,
         ..ServeConfig::from_env()
     };
     serve.executor.executor_concurrency = 0;

@@ -122,6 +122,7 @@ impl App {
                 min_interval: std::time::Duration::from_millis(serve.min_polling_ms),
                 max_failures: serve.poll_max_failures,
             },
+            crate::outbound::Guard::new(serve.outbound_allow.clone()),
             nodes.node_id(),
         )
         .context("configuring the poller's HTTP client")?;

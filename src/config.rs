@@ -193,6 +193,14 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIGGER_ENGINE_POLL_MAX_FAILURES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub poll_max_failures: u32,
 
+    /// Destinations tenants may aim polling triggers at despite the outbound guard, which
+    /// otherwise refuses loopback, private, link-local, CGNAT, unique-local, multicast,
+    /// documentation and other special-purpose addresses: a comma-separated list of CIDRs
+    /// (`10.20.0.0/16`), addresses (`127.0.0.1`, `::1`) and host names (`feeds.internal`). Empty
+    /// by default: a multi-tenant engine must not let its users read its own network.
+    #[arg(long, env = "TRIGGER_ENGINE_OUTBOUND_ALLOW", default_value = "")]
+    pub outbound_allow: crate::outbound::Allowed,
+
     #[command(flatten)]
     pub executor: ExecutorConfig,
 }

@@ -18,6 +18,7 @@
 //! - [`runs`]: recording firings (deduplicated by cause) and run transitions.
 //! - [`executor`]: takes due runs, claims one attempt at a time, delivers, records the outcome.
 //! - [`scheduler`]: fires schedule triggers on their slots, shared among engine processes.
+//! - [`outbound`]: the guard on requests to tenant-chosen destinations (no private addresses).
 //! - [`poller`]: polls RSS/Atom feeds and JSON endpoints, firing one run per new item.
 //! - [`delivery`]: handing a run's attempt to the executor over signed HTTP, and retry backoff.
 
@@ -31,6 +32,7 @@ pub mod delivery;
 pub mod executor;
 pub mod http;
 pub mod identity;
+pub mod outbound;
 pub mod poller;
 pub mod projector;
 pub mod rebuild;

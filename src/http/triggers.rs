@@ -200,6 +200,7 @@ async fn create(
     definition
         .validate_config(body.trigger_config.as_ref())
         .map_err(|error| ApiError::invalid(error.field, error.reason))?;
+    check_source(&state, &body.provider_id, body.trigger_config.as_ref())?;
     state
         .registration
         .validate_new_trigger(
@@ -437,4 +438,31 @@ async fn run(
         .await?;
     state.commands.wait_until_visible(executed).await;
     Ok(())
+}
+
+/// Refuses a polled source the outbound guard would refuse at every poll, when its URL alone
+/// says so (an address literal, `localhost`): the tenant learns it now, not from a failed poll.
+/// A name that resolves to a denied address is only found at the poll, by the guard's resolver.
+fn check_source(
+    state: &AppState,
+    provider_id: &str,
+    config: Option<&Value>,
+) -> Result<(), ApiError> {
+    let Some(field) = crate::poller::source_field(provider_id) else {
+        return Ok(());
+    };
+    let Some(text) = config
+        .and_then(|config| config.get(field))
+        .and_then(Value::as_str)
+    else {
+        return Ok(());
+    };
+    let field = format!("trigger_config.{field}");
+    let url = reqwest::Url::parse(text)
+        .map_err(|error| ApiError::invalid(&field, format!("is not a URL: {error}")))?;
+    state
+        .pollers
+        .guard()
+        .check_url(&url)
+        .map_err(|denied| ApiError::invalid(field, denied.to_string()))
 }

@@ -15,7 +15,7 @@
 //! is returned as written: the poller resolves it against the page's URL.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use roxmltree::{Document, Node};
+use roxmltree::{Document, Node, ParsingOptions};
 use serde_json::json;
 
 use super::Item;
@@ -30,6 +30,33 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// The most nodes (elements, texts, comments) a feed page may hold: a 10 MiB page of real items
+/// holds a few hundred thousand; more is a document built to exhaust memory.
+const MAX_NODES: u32 = 1_000_000;
+
+/// The deepest a feed may nest elements: real feeds nest a dozen levels (an item's XHTML content
+/// a few dozen more); thousands is a document built to make its readers recurse.
+const MAX_DEPTH: usize = 256;
+
+/// How deep `document`'s elements nest, in one pass over its nodes in document order (each
+/// parent before its children), without recursion.
+fn depth_of(document: &Document) -> usize {
+    let mut depths: Vec<usize> = Vec::new();
+    let mut deepest = 0;
+    for node in document.root().descendants() {
+        let depth = node.parent().map_or(0, |parent| {
+            depths.get(parent.id().get_usize()).copied().unwrap_or(0) + 1
+        });
+        let index = node.id().get_usize();
+        if depths.len() <= index {
+            depths.resize(index + 1, 0);
+        }
+        depths[index] = depth;
+        deepest = deepest.max(depth);
+    }
+    deepest
+}
+
 /// The link relations that lead to older items, in the order they are preferred: RFC 5005's
 /// paged feeds (section 3) and archived feeds (section 4).
 const OLDER: [&str; 2] = ["next", "prev-archive"];
@@ -42,7 +69,22 @@ const IANA_RELATIONS: &str = "http://www.iana.org/assignments/relation/";
 /// title, link, summary, content, author, categories, published, updated}}`, the shape of the
 /// catalogue's sample payload.
 pub fn parse(url: &str, xml: &str) -> Result<Page, String> {
-    let document = Document::parse(xml).map_err(|error| format!("feed is not XML: {error}"))?;
+    let options = ParsingOptions {
+        // RSS 0.91 feeds still open with Netscape's DOCTYPE. roxmltree expands internal entities
+        // only, refuses an expansion of more than 255 references or 10 levels (billion laughs),
+        // and without a resolver never fetches an external entity.
+        allow_dtd: true,
+        nodes_limit: MAX_NODES,
+        entity_resolver: None,
+    };
+    let document = Document::parse_with_options(xml, options)
+        .map_err(|error| format!("feed is not XML: {error}"))?;
+    let depth = depth_of(&document);
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "feed nests elements {depth} deep; more than {MAX_DEPTH} is refused"
+        ));
+    }
     let root = document.root_element();
     let (channel, entries): (Node, Vec<Node>) = match root.tag_name().name() {
         "feed" => (root, children(root, "entry").collect()),
@@ -340,6 +382,60 @@ mod tests {
         );
         assert_eq!(at("yesterday"), None);
         assert_eq!(at("2025-03-02"), None, "a day is not a time");
+    }
+
+    #[test]
+    fn it_should_read_a_feed_that_declares_its_doctype() {
+        let rss = r#"<?xml version="1.0"?>
+            <!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"
+              "http://my.netscape.com/publish/formats/rss-0.91.dtd">
+            <rss version="0.91"><channel><title>Old</title>
+              <item><title>A &amp; B</title><link>https://old.example.com/1</link></item>
+            </channel></rss>"#;
+        let page = parse("u", rss).unwrap();
+        assert_eq!(page.items[0].payload["item"]["title"], "A & B");
+    }
+
+    #[test]
+    fn it_should_refuse_a_billion_laughs_quickly() {
+        let mut dtd = String::from(r#"<!ENTITY lol0 "lol">"#);
+        for level in 1..=9 {
+            let previous = format!("&lol{};", level - 1).repeat(10);
+            dtd.push_str(&format!(r#"<!ENTITY lol{level} "{previous}">"#));
+        }
+        let xml = format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE rss [{dtd}]><rss><channel><title>&lol9;</title>\
+             <item><guid>1</guid><title>&lol9;</title></item></channel></rss>"
+        );
+        let started = std::time::Instant::now();
+        let refused = parse("u", &xml).unwrap_err();
+        assert!(refused.contains("entity"), "{refused}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn it_should_never_fetch_or_expand_an_external_entity() {
+        let xml = r#"<?xml version="1.0"?><!DOCTYPE rss [
+              <!ENTITY secret SYSTEM "file:///etc/passwd">
+              <!ENTITY remote SYSTEM "http://169.254.169.254/latest/meta-data/">]>
+            <rss><channel><item><guid>1</guid><title>&secret;&remote;</title></item></channel></rss>"#;
+        // Without a resolver an external entity is discarded, and a reference to it refused.
+        let refused = parse("u", xml).unwrap_err();
+        assert!(refused.contains("entity"), "{refused}");
+    }
+
+    #[test]
+    fn it_should_refuse_a_feed_nested_a_hundred_thousand_deep() {
+        let depth = 100_000;
+        let xml = format!(
+            "<rss><channel><item><guid>1</guid>{}{}</item></channel></rss>",
+            "<x>".repeat(depth),
+            "</x>".repeat(depth)
+        );
+        let started = std::time::Instant::now();
+        let refused = parse("u", &xml).unwrap_err();
+        assert!(refused.contains("deep"), "{refused}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

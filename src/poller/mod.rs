@@ -54,6 +54,7 @@ use uuid::Uuid;
 
 use crate::commands::{CommandError, Commands};
 use crate::connections::Connections;
+use crate::outbound::{self, Guard, ReadError};
 use crate::projector::ProjectionHandle;
 use crate::runs::{RunCommandError, Runs};
 use crate::scheduler::Membership;
@@ -70,9 +71,12 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// that is down for a day without hammering it.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
 
-/// How long one request to a source may take, and the most a response may hold.
+/// How long one page's request may take, body included; how long its connect may take; and the
+/// most a response may hold (read as a stream and abandoned past it, never buffered whole).
+/// Thirty seconds and ten MiB are far above what a feed or a page of records needs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// The most pages of a source one poll reads before stopping at what it has: a source
 /// whose pages never reach the cursor (or a loop of `next` links) cannot hold a poll forever.
@@ -150,7 +154,9 @@ struct Inner {
     store: Arc<Store>,
     commands: Commands,
     connections: Connections,
+    /// Guarded: every source, page link and redirect is a tenant's choice ([`outbound`]).
     client: reqwest::Client,
+    guard: Guard,
     settings: PollSettings,
     /// One lock per trigger: one poll at a time per trigger in this process.
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
@@ -163,18 +169,17 @@ impl Poller {
         commands: Commands,
         connections: Connections,
         settings: PollSettings,
+        guard: Guard,
         node_id: &str,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("trigger-engine/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = guard.client(REQUEST_TIMEOUT, CONNECT_TIMEOUT)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 commands,
                 connections,
                 client,
+                guard,
                 settings,
                 locks: Mutex::new(HashMap::new()),
                 request_id: format!("poller:{node_id}"),
@@ -184,6 +189,12 @@ impl Poller {
 
     pub fn settings(&self) -> PollSettings {
         self.inner.settings
+    }
+
+    /// The outbound guard this poller's requests pass, for judging a source URL before a
+    /// trigger is created.
+    pub fn guard(&self) -> &Guard {
+        &self.inner.guard
     }
 
     /// Polls `id` once now (waiting for a poll under way to finish first): fetches, fires the
@@ -414,18 +425,21 @@ impl Poller {
         is_new: &(dyn Fn(&Cursor, &Item) -> bool + Sync),
     ) -> Result<Vec<Item>, SourceError> {
         let text = |name: &str| config.get(name).and_then(Value::as_str);
-        let (url, fields, header) = if record.provider_id == "rss" {
-            let url = text("feed_url").ok_or_else(|| SourceError("no `feed_url`".into()))?;
-            (url, None, None)
+        let source = source_field(&record.provider_id).ok_or(SourceError(format!(
+            "`{}` is not a polled provider",
+            record.provider_id
+        )))?;
+        let url = text(source).ok_or_else(|| SourceError(format!("no `{source}`")))?;
+        let (fields, header) = if record.provider_id == "rss" {
+            (None, None)
         } else {
-            let url = text("url").ok_or_else(|| SourceError("no `url`".into()))?;
             let fields = json::Fields {
                 items_path: text("items_path").unwrap_or(""),
                 id_field: text("id_field").ok_or_else(|| SourceError("no `id_field`".into()))?,
                 timestamp_field: text("timestamp_field"),
             };
             let header = self.credential_header(record, config).await?;
-            (url, Some(fields), header)
+            (Some(fields), header)
         };
         let mut page = reqwest::Url::parse(url)
             .map_err(|error| SourceError(format!("`{url}` is not a URL: {error}")))?;
@@ -461,14 +475,23 @@ impl Poller {
         url: &str,
         header: Option<&(String, String)>,
     ) -> Result<(String, Option<String>), SourceError> {
-        let mut request = self.inner.client.get(url);
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|error| SourceError(format!("`{url}` is not a URL: {error}")))?;
+        // An address literal is not resolved, so the resolver cannot judge it: judge it here.
+        self.inner
+            .guard
+            .check_url(&parsed)
+            .map_err(|denied| SourceError(format!("GET {url}: {denied}")))?;
+        let mut request = self.inner.client.get(parsed);
         if let Some((name, value)) = header {
             request = request.header(name, value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| SourceError(format!("GET {url} failed: {error}")))?;
+        let response = request.send().await.map_err(|error| {
+            SourceError(match outbound::denial_of(&error) {
+                Some(denied) => format!("GET {url}: {denied}"),
+                None => format!("GET {url} failed: {}", error_chain(&error)),
+            })
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(SourceError(format!("GET {url} answered {status}")));
@@ -480,15 +503,16 @@ impl Poller {
             .filter_map(|value| value.to_str().ok())
             .find_map(json::next_link)
             .map(str::to_owned);
-        let body = response
-            .bytes()
+        let body = outbound::read_bounded(response, MAX_BODY_BYTES)
             .await
-            .map_err(|error| SourceError(format!("reading {url} failed: {error}")))?;
-        if body.len() > MAX_BODY_BYTES {
-            return Err(SourceError(format!(
-                "{url} answered more than {MAX_BODY_BYTES} bytes"
-            )));
-        }
+            .map_err(|error| match error {
+                ReadError::TooLarge { limit } => {
+                    SourceError(format!("{url} answered more than {limit} bytes"))
+                }
+                ReadError::Client(error) => {
+                    SourceError(format!("reading {url} failed: {}", error_chain(&error)))
+                }
+            })?;
         Ok((String::from_utf8_lossy(&body).into_owned(), next))
     }
 
@@ -551,6 +575,29 @@ impl Poller {
             })?;
         Ok(Some((name.to_owned(), value)))
     }
+}
+
+/// The `trigger_config` field naming a polled provider's source: the URL a tenant aims the
+/// engine at, guarded when the trigger is created and at every poll.
+pub fn source_field(provider_id: &str) -> Option<&'static str> {
+    match provider_id {
+        "rss" => Some("feed_url"),
+        "http" => Some("url"),
+        _ => None,
+    }
+}
+
+/// A client error with its causes: reqwest's own message ("error sending request") hides
+/// whether the connect was refused, timed out or failed TLS.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 fn stamp(at: DateTime<Utc>) -> Stamp {

@@ -154,6 +154,9 @@ fn init_logs() {
 /// The first-run admin every test engine creates.
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// The outbound guard's allow list in tests: the loopback address the tests' own feed and
+/// record servers listen on, and nothing more.
+pub const LOCAL_SOURCES: &str = "127.0.0.1";
 
 /// The key every test engine seals connections' credentials with.
 pub fn test_encryption_key() -> EncryptionKey {
@@ -188,6 +191,7 @@ pub async fn start_engine(
         .arg("serve")
         .env("DATABASE_URL", &db.url)
         .env("TRIGGER_ENGINE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TRIGGER_ENGINE_OUTBOUND_ALLOW", LOCAL_SOURCES)
         .env("TRIGGER_ENGINE_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("TRIGGER_ENGINE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", logs)
@@ -266,6 +270,9 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         // `rss` triggers point nowhere, so only the polling tests (`pollers.rs`) turn polling on.
         min_polling_ms: 10,
         polling: false,
+        // The tests' feed servers listen on 127.0.0.1, which the outbound guard refuses unless
+        // allowed: exactly that address, so the guard's own tests still see its neighbours refused.
+        outbound_allow: LOCAL_SOURCES.parse().unwrap(),
         ..ServeConfig::from_env()
     };
     configure(&mut serve);
