@@ -18,6 +18,13 @@ use crate::runs::RunCommandError;
 use crate::store::StoreError;
 use aggregates::{RunError, TriggerError};
 
+/// The `Retry-After` of a 503 for an unavailable store. A PostgreSQL restart (fast shutdown, then
+/// start-up) is over in a few seconds, and the engine recovers on its own first query after it
+/// (pooled connections are checked before use, so no restart is needed): a client that waits this
+/// long usually gets through on its first retry, and one that is early costs the store at most one
+/// request in this many seconds. Longer outages (a failover) just take several retries.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401: no bearer token, or one that is malformed, forged or expired. Carries the
@@ -66,6 +73,13 @@ pub enum ApiError {
     /// 503: the engine should not take traffic now; `check` names the readiness check that failed.
     #[error("{detail}")]
     Unavailable { check: &'static str, detail: String },
+    /// 503: the store cannot be reached or will not take the work now (down, restarting,
+    /// refusing connections, locked past its wait). Carries `Retry-After`
+    /// ([`STORE_RETRY_AFTER_SECS`]); the cause is logged, never returned. Nothing was recorded
+    /// unless the database committed just as the connection broke: a retry is then answered as
+    /// the duplicate it is.
+    #[error("the store is unavailable; retry in {STORE_RETRY_AFTER_SECS} s")]
+    StoreUnavailable(#[source] StoreError),
     /// 502: a provider refused a call the request needed, or could not be reached; the detail
     /// says which provider and what it answered. Nothing was changed.
     #[error("{0}")]
@@ -98,7 +112,7 @@ impl ApiError {
             Self::OAuth { status, .. } => *status,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -119,7 +133,7 @@ impl ApiError {
             Self::OAuth { .. } => "/problems/oauth",
             Self::TooManyRequests { .. } => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
-            Self::Unavailable { .. } => "/problems/unavailable",
+            Self::Unavailable { .. } | Self::StoreUnavailable(_) => "/problems/unavailable",
             Self::BadGateway(_) => "/problems/provider-failed",
             Self::NotConfigured(_) => "/problems/not-configured",
         }
@@ -174,6 +188,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(%cause, "request failed");
                 "the server could not complete the request".to_owned()
             }
+            Self::StoreUnavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable; answered 503");
+                self.to_string()
+            }
             other => other.to_string(),
         };
         let mut problem = Problem {
@@ -195,6 +213,7 @@ impl IntoResponse for ApiError {
                 problem.error_description = Some(description.clone());
             }
             Self::Unavailable { check, .. } => problem.check = Some(check),
+            Self::StoreUnavailable(_) => problem.check = Some("store"),
             _ => {}
         }
         let mut response = (status, axum::Json(problem)).into_response();
@@ -211,6 +230,12 @@ impl IntoResponse for ApiError {
         }
         if let Self::TooManyRequests { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if let Self::StoreUnavailable(_) = self {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORE_RETRY_AFTER_SECS),
+            );
         }
         if matches!(self, Self::OAuth { .. }) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -302,9 +327,14 @@ pub mod responses {
     pub struct InternalError(pub Problem);
 
     /// The engine should not take traffic now; `check` names the readiness check that failed
-    /// (`store` or `projection_lag`).
+    /// (`store` or `projection_lag`). When the store cannot be reached, `Retry-After` says when
+    /// to try again; nothing was recorded (a retry of a delivery that was is answered as a
+    /// duplicate).
     #[derive(ToResponse)]
-    #[response(content_type = "application/problem+json")]
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "With `check: store`: whole seconds after which a retry may pass (RFC 9110 §10.2.3)"))
+    )]
     pub struct Unavailable(pub Problem);
 
     /// A provider the request had to call (Typeform, to register or remove the trigger's
@@ -359,6 +389,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict => Self::Conflict(error.to_string()),
+            unavailable if unavailable.is_unavailable() => Self::StoreUnavailable(unavailable),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -410,6 +441,7 @@ impl From<IdentityError> for ApiError {
                 code: "invalid_grant",
                 description: error.to_string(),
             },
+            IdentityError::Store(store) => store.into(),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -441,6 +473,28 @@ mod tests {
             assert_eq!(problem["status"], 409);
             assert_eq!(problem["type"], "/problems/conflict");
         }
+    }
+
+    #[tokio::test]
+    async fn it_should_answer_an_unreachable_store_with_503_and_retry_after() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for error in [
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::from(sqlx::Error::Io(refused)),
+            StoreError::Closed,
+        ] {
+            let response = ApiError::from(CommandError::Store(error)).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+            let body = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem["type"], "/problems/unavailable");
+            assert_eq!(problem["check"], "store");
+        }
+        let corrupt = ApiError::from(StoreError::Corrupt("x".into())).into_response();
+        assert_eq!(corrupt.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //! `GET /healthz` (liveness) answers 200 once the engine has started and caught up with the log
 //! it found at start-up, and stays 200 after: restarting the process would not help with anything
 //! it could report later. `GET /readyz` (readiness) answers 200 only while this engine can serve
-//! fresh reads right now: the store answers queries, and the trigger read model is at most
+//! fresh reads right now: the store answers queries and its latest write got through, and the trigger read model is at most
 //! `TRIGGER_ENGINE_READY_MAX_LAG` events behind the log. A load balancer stops sending traffic to
 //! an engine that is not ready, and sends it again once it is, without restarting it.
 
@@ -89,7 +89,8 @@ struct Readiness {
 
 /// Readiness
 ///
-/// 200 while the store answers and the read model keeps up with the log; otherwise 503, with the
+/// 200 while the store answers and takes writes, and the read model keeps up with the log;
+/// otherwise 503, with the
 /// failed check in the problem's `check` member (`store` or `projection_lag`).
 #[utoipa::path(
     get,
@@ -102,6 +103,14 @@ struct Readiness {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    // Reads alone cannot tell: SQLite serves them while another process holds its write lock.
+    if state.store.writes_failing() {
+        tracing::warn!("not ready: the store's latest write failed as unavailable");
+        return Err(ApiError::Unavailable {
+            check: "store",
+            detail: "the store is not taking writes".into(),
+        });
+    }
     let progress = projection_progress(&state.store).await.map_err(|error| {
         tracing::warn!(%error, "not ready: the store did not answer");
         ApiError::Unavailable {

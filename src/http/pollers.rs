@@ -79,6 +79,7 @@ async fn poll_with_api_key(
         Ok(_) => {}
         // Disabled or deleted between the read above and the poll.
         Err(PollError::NotPollable) => return Err(ApiError::NotFound("enabled trigger")),
+        Err(PollError::Store(store)) => return Err(store.into()),
         Err(error) => return Err(ApiError::Internal(error.to_string())),
     }
     let mut response = StatusCode::NO_CONTENT.into_response();

@@ -217,11 +217,7 @@ async fn fire_with_api_key(
         at: now,
         by: Actor::ApiKey(key_id),
     };
-    state
-        .runs
-        .fire(firing, stamp, &request_id)
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    state.runs.fire(firing, stamp, &request_id).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     mark_deprecated(&mut response, &format!("/triggers/{id}/schedule"));
     Ok(response)

@@ -367,12 +367,7 @@ impl Delivery<'_> {
             at: self.now,
             by: actor,
         };
-        let fired = self
-            .state
-            .runs
-            .fire(firing, stamp, self.request_id)
-            .await
-            .map_err(|error| ApiError::Internal(error.to_string()))?;
+        let fired = self.state.runs.fire(firing, stamp, self.request_id).await?;
         let outcome = match fired {
             Fired::New { .. } => "fired",
             Fired::Duplicate { .. } => "duplicate",

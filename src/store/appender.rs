@@ -10,11 +10,13 @@
 //! or not at all (a poll's new runs and its cursor move, for instance). A group is never split
 //! across statements that commit apart.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
+use super::{StoreError, Writes};
 
 /// One stream's new events, numbered after the sequence the writer loaded.
 #[derive(Clone)]
@@ -64,9 +66,9 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    pub(crate) fn spawn(pool: AppendPool) -> Self {
+    pub(crate) fn spawn(pool: AppendPool, writes: Arc<Writes>) -> Self {
         let (requests, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue));
+        tokio::spawn(run(pool, queue, writes));
         Self { requests }
     }
 
@@ -92,7 +94,11 @@ fn rows_of(group: &AppendGroup) -> usize {
     group.iter().map(|append| append.rows.len()).sum()
 }
 
-async fn run(pool: AppendPool, mut queue: mpsc::Receiver<(AppendGroup, Reply)>) {
+async fn run(
+    pool: AppendPool,
+    mut queue: mpsc::Receiver<(AppendGroup, Reply)>,
+    writes: Arc<Writes>,
+) {
     while let Some(first) = queue.recv().await {
         let mut rows = rows_of(&first.0);
         let mut batch = vec![first];
@@ -107,26 +113,45 @@ async fn run(pool: AppendPool, mut queue: mpsc::Receiver<(AppendGroup, Reply)>) 
         }
         let (groups, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let appends: Vec<&StreamAppend> = groups.iter().flatten().collect();
-        match write(&pool, &appends).await {
+        let written = write(&pool, &appends).await.map_err(into_store_error);
+        writes.observe(&written);
+        match written {
             Ok(positions) => {
                 let mut positions = positions.into_iter();
                 for (group, reply) in groups.iter().zip(replies) {
                     let _ = reply.send(Ok(positions.by_ref().take(group.len()).collect()));
                 }
             }
+            // The store is out of reach: no group is at fault, and writing them one by one would
+            // make each wait out the outage in turn. Every writer hears the same cause; the
+            // task goes on with the next batch.
+            Err(StoreError::Unavailable(cause)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(cause.clone())));
+                }
+            }
             // One bad group (a clash on one of its streams, a row the database refuses) fails
             // the whole statement: write the groups one by one, so that each writer hears only
             // of its own.
             Err(_) if groups.len() > 1 => {
+                let mut outage = None;
                 for (group, reply) in groups.iter().zip(replies) {
-                    let appends: Vec<&StreamAppend> = group.iter().collect();
-                    let result = write(&pool, &appends).await.map_err(into_store_error);
+                    let result = match &outage {
+                        Some(cause) => Err(StoreError::Unavailable(Arc::clone(cause))),
+                        None => {
+                            let appends: Vec<&StreamAppend> = group.iter().collect();
+                            write(&pool, &appends).await.map_err(into_store_error)
+                        }
+                    };
+                    if let Err(StoreError::Unavailable(cause)) = &result {
+                        outage = Some(Arc::clone(cause));
+                    }
                     let _ = reply.send(result);
                 }
             }
             Err(error) => {
                 if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(into_store_error(error)));
+                    let _ = reply.send(Err(error));
                 }
             }
         }
@@ -141,7 +166,7 @@ fn into_store_error(error: sqlx::Error) -> StoreError {
     if is_conflict(&error) {
         StoreError::Conflict
     } else {
-        StoreError::Database(error)
+        StoreError::from(error)
     }
 }
 

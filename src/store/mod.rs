@@ -25,6 +25,8 @@ pub mod views;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -49,7 +51,13 @@ pub enum StoreError {
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database could not be reached, or would not take the work now: down, restarting,
+    /// refusing connections, or locked past [`LOCK_WAIT`]. The same request can succeed later
+    /// without anything changing on our side. Shared, because one failed group commit fails every
+    /// append of its batch with the same cause.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(Arc<sqlx::Error>),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("event repository error: {0}")]
@@ -61,18 +69,123 @@ pub enum StoreError {
     Closed,
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            // Closed by us at shutdown, not an outage of the database.
+            sqlx::Error::PoolClosed => Self::Closed,
+            error if is_outage(&error) => Self::Unavailable(Arc::new(error)),
+            error => Self::Database(error),
+        }
+    }
+}
+
 impl From<cqrs_es::persist::PersistenceError> for StoreError {
     fn from(error: cqrs_es::persist::PersistenceError) -> Self {
+        use cqrs_es::persist::PersistenceError;
         match error {
-            cqrs_es::persist::PersistenceError::OptimisticLockError => Self::Conflict,
+            PersistenceError::OptimisticLockError => Self::Conflict,
+            // postgres-es and sqlite-es box the sqlx error they met: classify that.
+            PersistenceError::ConnectionError(cause) | PersistenceError::UnknownError(cause)
+                if cause.is::<sqlx::Error>() =>
+            {
+                match cause.downcast::<sqlx::Error>() {
+                    Ok(sqlx) => Self::from(*sqlx),
+                    Err(_) => unreachable!("checked by `is` above"),
+                }
+            }
             other => Self::Repository(other),
         }
     }
 }
 
+impl StoreError {
+    /// True when the store cannot serve now but may later: the request can be retried as it is
+    /// (HTTP 503 with `Retry-After`), as opposed to a fault to look into (500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Closed)
+            || matches!(
+                self,
+                Self::Repository(cqrs_es::persist::PersistenceError::ConnectionError(_))
+            )
+    }
+}
+
+/// Whether `error` says the database is out of reach or refuses work for now, rather than that
+/// our request was wrong or the data is bad.
+fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        // The connection broke or could not be made (refused, reset, TLS failed, the stream
+        // ended mid-message), or no connection came free within the pool's acquire timeout.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(database) => match database.code() {
+            Some(code)
+                if database
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some() =>
+            {
+                is_postgres_outage(&code)
+            }
+            Some(code) => code.parse::<i32>().is_ok_and(is_sqlite_outage),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs (Appendix A of its manual) that mean "not now" rather than "not this".
+fn is_postgres_outage(sqlstate: &str) -> bool {
+    // Class 08: connection exception.
+    sqlstate.starts_with("08")
+        || matches!(
+            sqlstate,
+            // admin_shutdown (a restart or pg_terminate_backend), crash_shutdown,
+            // cannot_connect_now (starting up or shutting down).
+            "57P01" | "57P02" | "57P03"
+            // too_many_connections.
+            | "53300"
+            // lock_not_available: the lock_timeout (LOCK_WAIT) ran out, as SQLITE_BUSY does.
+            | "55P03"
+            // read_only_sql_transaction: connected to a standby, as during a failover.
+            | "25006"
+        )
+}
+
+/// SQLite result codes (<https://sqlite.org/rescode.html>); sqlx reports the extended code, whose
+/// low byte is the primary one.
+fn is_sqlite_outage(code: i32) -> bool {
+    const BUSY: i32 = 5;
+    const LOCKED: i32 = 6;
+    const IOERR: i32 = 10;
+    const CANTOPEN: i32 = 14;
+    matches!(code & 0xff, BUSY | LOCKED | IOERR | CANTOPEN)
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(error: serde_json::Error) -> Self {
         Self::Corrupt(error.to_string())
+    }
+}
+
+/// Whether the store's latest write got through, for readiness. A read-only check cannot tell:
+/// SQLite serves reads while another process holds its write lock. Fed by the writes that happen
+/// anyway (group commits, and the projector's transaction every quarter second even when idle),
+/// so it clears by itself once the store takes writes again.
+#[derive(Default)]
+pub(crate) struct Writes {
+    failing: AtomicBool,
+}
+
+impl Writes {
+    fn observe<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => self.failing.store(false, Ordering::Release),
+            Err(StoreError::Unavailable(_)) => self.failing.store(true, Ordering::Release),
+            Err(_) => {}
+        }
     }
 }
 
@@ -86,12 +199,14 @@ pub struct SqliteBackend {
     pub pool: SqlitePool,
     repository: sqlite_es::SqliteEventRepository,
     appender: Appender,
+    writes: Arc<Writes>,
 }
 
 pub struct PostgresBackend {
     pub pool: PgPool,
     repository: postgres_es::PostgresEventRepository,
     appender: Appender,
+    writes: Arc<Writes>,
 }
 
 /// Runs one body against whichever pool the store has. The body is compiled once per backend, so
@@ -119,7 +234,9 @@ fn parse_id(text: &str) -> Result<uuid::Uuid, StoreError> {
 }
 
 /// How long a connection waits for a lock before failing: SQLite's single writer and PostgreSQL's
-/// log-head row both make appenders queue, and a queue of a few seconds is still healthy.
+/// log-head row both make appenders queue, and a queue of a few seconds is still healthy. A
+/// request waits as long for a pooled connection (sqlx's default is 30 s): while the database is
+/// unreachable it is answered 503 after this, rather than holding the sender for half a minute.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 impl Store {
@@ -140,28 +257,34 @@ impl Store {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(pool_size)
+                .acquire_timeout(LOCK_WAIT)
                 .connect_with(options)
                 .await?;
             let repository = sqlite_es::SqliteEventRepository::new(pool.clone());
-            let appender = Appender::spawn(AppendPool::Sqlite(pool.clone()));
+            let writes = Arc::new(Writes::default());
+            let appender = Appender::spawn(AppendPool::Sqlite(pool.clone()), writes.clone());
             Ok(Self::Sqlite(SqliteBackend {
                 pool,
                 repository,
                 appender,
+                writes,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?
                 .options([("lock_timeout", format!("{}s", LOCK_WAIT.as_secs()))]);
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size)
+                .acquire_timeout(LOCK_WAIT)
                 .connect_with(options)
                 .await?;
             let repository = postgres_es::PostgresEventRepository::new(pool.clone());
-            let appender = Appender::spawn(AppendPool::Postgres(pool.clone()));
+            let writes = Arc::new(Writes::default());
+            let appender = Appender::spawn(AppendPool::Postgres(pool.clone()), writes.clone());
             Ok(Self::Postgres(PostgresBackend {
                 pool,
                 repository,
                 appender,
+                writes,
             }))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
@@ -191,6 +314,19 @@ impl Store {
             Self::Sqlite(backend) => &backend.appender,
             Self::Postgres(backend) => &backend.appender,
         }
+    }
+
+    fn writes(&self) -> &Writes {
+        match self {
+            Self::Sqlite(backend) => &backend.writes,
+            Self::Postgres(backend) => &backend.writes,
+        }
+    }
+
+    /// True while the store's latest write failed because the store was unavailable: it answers
+    /// at once, without waiting out a lock or a connection attempt.
+    pub fn writes_failing(&self) -> bool {
+        self.writes().failing.load(Ordering::Acquire)
     }
 
     pub fn backend(&self) -> &'static str {

@@ -124,10 +124,17 @@ impl Store {
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at once
     /// with "database is locked" if another writer committed in between.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
-            Self::Sqlite(backend) => Tx::Sqlite(backend.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Self::Postgres(backend) => Tx::Postgres(backend.pool.begin().await?),
-        })
+        let began = match self {
+            Self::Sqlite(backend) => backend
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map(Tx::Sqlite),
+            Self::Postgres(backend) => backend.pool.begin().await.map(Tx::Postgres),
+        }
+        .map_err(StoreError::from);
+        self.writes().observe(&began);
+        began
     }
 
     /// Folds up to `limit` events after `target`'s checkpoint into its table and moves the

@@ -248,6 +248,15 @@ pub async fn spawn_app(db: &TestDb) -> TestApp {
 /// Like [`spawn_app`], with the configuration changed by `configure` first (tighter rate limits, a
 /// readiness bound...).
 pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    spawn_app_on(&db.store_config(), configure).await
+}
+
+/// Like [`spawn_app_with`], on the store `store` names (the test's database reached another way,
+/// through a proxy the test can take down, for instance).
+pub async fn spawn_app_on(
+    store: &StoreConfig,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
     // Limits far above anything a test sends, so only tests that set their own ever meet one.
     let generous = NonZeroU32::new(1_000_000).unwrap();
     let mut serve = ServeConfig {
@@ -276,7 +285,7 @@ pub async fn spawn_app_with(db: &TestDb, configure: impl FnOnce(&mut ServeConfig
         ..ServeConfig::from_env()
     };
     configure(&mut serve);
-    let app = App::build(&db.store_config(), &serve)
+    let app = App::build(store, &serve)
         .await
         .expect("building the engine");
     let address = format!("http://{}", app.local_addr());

@@ -16,6 +16,7 @@ mod multiprocess;
 mod openapi;
 mod operations;
 mod ordering;
+mod outage;
 mod outbound;
 mod pollers;
 mod projections;

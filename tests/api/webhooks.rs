@@ -28,7 +28,7 @@ crate::on_every_store!(
     it_should_fire_through_the_deprecated_api_key_url_and_say_it_is_deprecated,
 );
 
-const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
+pub(crate) const STRIPE_SECRET: &str = "whsec_test_stripe_secret";
 
 fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
@@ -37,18 +37,18 @@ fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 /// `Stripe-Signature` as Stripe builds it: `t=<unix>,v1=<hex HMAC of "{t}.{body}">`.
-fn stripe_signature(secret: &str, timestamp: i64, body: &str) -> String {
+pub(crate) fn stripe_signature(secret: &str, timestamp: i64, body: &str) -> String {
     let signed = hmac(secret.as_bytes(), format!("{timestamp}.{body}").as_bytes());
     format!("t={timestamp},v1={}", hex::encode(signed))
 }
 
-fn stripe_event(id: &str, event_type: &str) -> String {
+pub(crate) fn stripe_event(id: &str, event_type: &str) -> String {
     json!({"id": id, "object": "event", "type": event_type,
            "data": {"object": {"id": "cus_1", "object": "customer"}}})
     .to_string()
 }
 
-async fn stripe_trigger(app: &TestApp, secret: Value) -> Uuid {
+pub(crate) async fn stripe_trigger(app: &TestApp, secret: Value) -> Uuid {
     app.enabled_trigger(
         Uuid::new_v4(),
         "stripe",
@@ -58,7 +58,7 @@ async fn stripe_trigger(app: &TestApp, secret: Value) -> Uuid {
     .await
 }
 
-async fn deliver(
+pub(crate) async fn deliver(
     app: &TestApp,
     webhook_id: &str,
     headers: &[(&str, String)],
