@@ -180,11 +180,18 @@ fn time_with_or_without_zone<'de, D: Deserializer<'de>>(
 ) -> Result<Option<DateTime<Utc>>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(text) => super::feed::parse_date(&text).map(Some).ok_or_else(|| {
-            D::Error::custom(format!(
-                "`last_processed_event_timestamp` `{text}` is not a date and time"
-            ))
-        }),
+        // What this poller wrote first: chrono's own form, which for a year past 9999 (an item's
+        // time may be, if its source says so) is `+47656-12-13T02:00:00Z`, not RFC 3339.
+        Some(text) => text
+            .parse::<DateTime<Utc>>()
+            .ok()
+            .or_else(|| super::feed::parse_date(&text))
+            .map(Some)
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "`last_processed_event_timestamp` `{text}` is not a date and time"
+                ))
+            }),
     }
 }
 
@@ -348,5 +355,24 @@ mod tests {
             "2025-01-01T12:00:00Z"
         );
         assert_eq!(Cursor::read(Some(&written)), Some(next));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/json_page.rs): a record timed in milliseconds far
+    /// ahead put the watermark past year 9999, which chrono writes as `+47656-...`, and the
+    /// cursor did not read back, so every poll started afresh.
+    #[test]
+    fn it_should_read_back_a_cursor_whose_watermark_is_past_year_9999() {
+        let far = DateTime::from_timestamp_millis(1_441_751_000_000_000).unwrap();
+        let cursor = Cursor::default().after(&[Item {
+            id: "b".into(),
+            timestamp: Some(far),
+            payload: Value::Null,
+        }]);
+        let written = cursor.to_value();
+        assert!(written["last_processed_event_timestamp"]
+            .as_str()
+            .unwrap()
+            .starts_with('+'));
+        assert_eq!(Cursor::read(Some(&written)), Some(cursor));
     }
 }

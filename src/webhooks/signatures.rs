@@ -64,7 +64,9 @@ fn required<'h>(headers: &'h impl Headers, name: &'static str) -> Result<&'h str
 }
 
 fn within(timestamp: i64, now: DateTime<Utc>, tolerance: i64) -> Result<(), SignatureError> {
-    if (now.timestamp() - timestamp).abs() > tolerance {
+    // `abs_diff`: the timestamp is the sender's, and a subtraction of one near `i64::MIN` would
+    // overflow (a panic in debug builds, and a wrapped `i64::MIN` that passes as fresh in release).
+    if now.timestamp().abs_diff(timestamp) > tolerance.unsigned_abs() {
         return Err(SignatureError::Stale(tolerance));
     }
     Ok(())
@@ -419,5 +421,17 @@ mod tests {
             verify_github(&header, b"Hello, World!", &["It's a Secret to Everybody"]),
             Ok(())
         );
+    }
+
+    #[test]
+    fn it_should_refuse_a_timestamp_so_far_back_that_the_difference_overflows() {
+        let now = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+        let timestamp = now.timestamp().wrapping_add(i64::MIN);
+        assert_eq!(
+            within(timestamp, now, DEFAULT_TOLERANCE_SECS),
+            Err(SignatureError::Stale(DEFAULT_TOLERANCE_SECS))
+        );
+        assert!(within(i64::MIN, now, DEFAULT_TOLERANCE_SECS).is_err());
+        assert!(within(now.timestamp() - 300, now, DEFAULT_TOLERANCE_SECS).is_ok());
     }
 }
