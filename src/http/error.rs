@@ -231,7 +231,9 @@ impl IntoResponse for ApiError {
         if let Self::TooManyRequests { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        if let Self::StoreUnavailable(_) = self {
+        // A readiness refusal (a lagging read model, an unreachable store) is as passing as an
+        // outage met by a request: the same wait suits a balancer's next probe.
+        if matches!(self, Self::StoreUnavailable(_) | Self::Unavailable { .. }) {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(STORE_RETRY_AFTER_SECS),
@@ -327,13 +329,12 @@ pub mod responses {
     pub struct InternalError(pub Problem);
 
     /// The engine should not take traffic now; `check` names the readiness check that failed
-    /// (`store` or `projection_lag`). When the store cannot be reached, `Retry-After` says when
-    /// to try again; nothing was recorded (a retry of a delivery that was is answered as a
+    /// (`store` or `projection_lag`). `Retry-After` says when to try again; nothing was recorded (a retry of a delivery that was is answered as a
     /// duplicate).
     #[derive(ToResponse)]
     #[response(
         content_type = "application/problem+json",
-        headers(("Retry-After" = u64, description = "With `check: store`: whole seconds after which a retry may pass (RFC 9110 §10.2.3)"))
+        headers(("Retry-After" = u64, description = "Whole seconds after which a retry may pass (RFC 9110 §10.2.3)"))
     )]
     pub struct Unavailable(pub Problem);
 
