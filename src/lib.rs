@@ -20,6 +20,7 @@
 //! - [`scheduler`]: fires schedule triggers on their slots, shared among engine processes.
 //! - [`outbound`]: the guard on requests to tenant-chosen destinations (no private addresses).
 //! - [`poller`]: polls RSS/Atom feeds and JSON endpoints, firing one run per new item.
+//! - [`nul`]: U+0000 in recorded data, which PostgreSQL cannot hold: refused or replaced.
 //! - [`delivery`]: handing a run's attempt to the executor over signed HTTP, and retry backoff.
 
 pub mod app;
@@ -32,6 +33,7 @@ pub mod delivery;
 pub mod executor;
 pub mod http;
 pub mod identity;
+pub mod nul;
 pub mod outbound;
 pub mod poller;
 pub mod projector;

@@ -100,6 +100,17 @@ impl TriggerDefinition {
         Ok(())
     }
 
+    /// The config schema as tools that know only standard JSON Schema read it: embeddable (no
+    /// `$schema`), and with the engine's own formats spelled as the values they accept.
+    pub fn portable_config_schema(&self) -> Value {
+        validation::portable(&self.config_schema)
+    }
+
+    /// Whether the trigger can be created with no `trigger_config` at all.
+    pub fn config_is_optional(&self) -> bool {
+        self.validate_config(None).is_ok()
+    }
+
     /// The config with every `writeOnly` field removed (recursively, following the schema):
     /// what any read may show. Fields the schema does not describe are kept; validation refuses
     /// them, so they can only come from configs stored before the schema knew them.
@@ -182,6 +193,11 @@ impl Catalogue {
     /// Provider ids, in order.
     pub fn providers(&self) -> impl Iterator<Item = &str> {
         self.providers.keys().map(String::as_str)
+    }
+
+    /// Every trigger of every provider, in the order of [`Catalogue::providers`].
+    pub fn definitions(&self) -> impl Iterator<Item = &TriggerDefinition> {
+        self.providers.values().flatten()
     }
 
     /// A provider's triggers; `None` when the provider is unknown (an empty slice never occurs).

@@ -20,6 +20,50 @@ const ROOT: &str = "trigger_config";
 /// not know the format treats it as an annotation, as draft 2020-12 intends.
 pub(super) const IANA_TIME_ZONE: &str = "iana-time-zone";
 
+/// `schema` as a tool that knows only standard JSON Schema can use it (the OpenAPI document, a
+/// client generator): the `$schema` of a root dropped, so it can be embedded, and each format of
+/// ours replaced by the enum of the values it accepts.
+pub(super) fn portable(schema: &Value) -> Value {
+    match schema {
+        Value::Object(fields) => {
+            let mut portable = serde_json::Map::with_capacity(fields.len());
+            for (key, value) in fields {
+                match (key.as_str(), value.as_str()) {
+                    ("$schema", _) => {}
+                    ("format", Some(IANA_TIME_ZONE)) => {
+                        let names = chrono_tz::TZ_VARIANTS.iter().map(|zone| zone.name());
+                        portable.insert("enum".into(), names.collect());
+                    }
+                    _ => {
+                        portable.insert(key.clone(), portable_value(key, value));
+                    }
+                }
+            }
+            Value::Object(portable)
+        }
+        other => other.clone(),
+    }
+}
+
+/// A keyword's value in a portable schema: a subschema, a list or a map of them, or plain data.
+fn portable_value(keyword: &str, value: &Value) -> Value {
+    match (keyword, value) {
+        ("enum" | "const" | "default" | "examples" | "required" | "dependentRequired", _) => {
+            value.clone()
+        }
+        ("properties" | "patternProperties" | "dependentSchemas" | "$defs", Value::Object(map)) => {
+            Value::Object(
+                map.iter()
+                    .map(|(name, schema)| (name.clone(), portable(schema)))
+                    .collect(),
+            )
+        }
+        (_, Value::Array(schemas)) => Value::Array(schemas.iter().map(portable).collect()),
+        (_, Value::Object(_)) => portable(value),
+        _ => value.clone(),
+    }
+}
+
 pub(super) fn compile(schema: &Value) -> Result<Validator, ValidationError<'static>> {
     jsonschema::draft202012::options()
         // Draft 2020-12 treats `format` as an annotation unless asked; ours are promises.

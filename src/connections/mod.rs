@@ -67,7 +67,7 @@ pub enum ConnectionError {
 
 /// The credentials a provider's connections must hold, because the engine uses them. Other
 /// providers' connections may hold any non-empty object.
-fn required_credentials(provider_id: &str) -> &'static [&'static str] {
+pub fn required_credentials(provider_id: &str) -> &'static [&'static str] {
     match provider_id {
         // The personal or OAuth access token the Create/Delete webhook calls send as a bearer.
         "typeform" => &["access_token"],

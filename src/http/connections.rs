@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotConfigured, NotFound, PayloadTooLarge,
-    TooManyRequests, Unauthorized, UnsupportedMediaType,
+    Conflict, InternalError, InvalidField, NotConfiguredOrUnavailable, NotFound, PayloadTooLarge,
+    TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
@@ -108,7 +108,7 @@ impl From<crate::connections::Connection> for Connection {
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
-        (status = 503, response = NotConfigured),
+        (status = 503, response = NotConfiguredOrUnavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(provider_id = %body.provider_id))]
@@ -150,6 +150,7 @@ async fn create(
         (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn list(
@@ -181,6 +182,7 @@ async fn list(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(connection_id = %id))]

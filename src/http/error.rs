@@ -328,9 +328,10 @@ pub mod responses {
     #[response(content_type = "application/problem+json")]
     pub struct InternalError(pub Problem);
 
-    /// The engine should not take traffic now; `check` names the readiness check that failed
-    /// (`store` or `projection_lag`). `Retry-After` says when to try again; nothing was recorded (a retry of a delivery that was is answered as a
-    /// duplicate).
+    /// The engine cannot serve this now: its store cannot be reached (`check` is `store`), or,
+    /// from `/readyz`, a readiness check failed (`check` names it: `store` or `projection_lag`).
+    /// Nothing was recorded (a retry of a delivery that was is answered as a duplicate); retry
+    /// after `Retry-After` seconds.
     #[derive(ToResponse)]
     #[response(
         content_type = "application/problem+json",
@@ -345,12 +346,17 @@ pub mod responses {
     #[response(content_type = "application/problem+json")]
     pub struct ProviderFailed(pub Problem);
 
-    /// The engine was started without an option this request needs (`detail` names it:
-    /// `TRIGGER_ENGINE_ENCRYPTION_KEY` for connections' credentials, `TRIGGER_ENGINE_PUBLIC_URL`
-    /// for registering provider webhooks). Nothing was changed.
+    /// Either the engine was started without an option this request needs
+    /// (`/problems/not-configured`; `detail` names it: `TRIGGER_ENGINE_ENCRYPTION_KEY` for
+    /// connections' credentials, `TRIGGER_ENGINE_PUBLIC_URL` for registering provider webhooks),
+    /// or its store cannot be reached now (`/problems/unavailable`, with `Retry-After`). Either
+    /// way nothing was changed. One status has one response in OpenAPI, hence one for both.
     #[derive(ToResponse)]
-    #[response(content_type = "application/problem+json")]
-    pub struct NotConfigured(pub Problem);
+    #[response(
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Whole seconds after which a retry may pass; only when the store cannot be reached"))
+    )]
+    pub struct NotConfiguredOrUnavailable(pub Problem);
 }
 
 impl From<CommandError> for ApiError {
@@ -390,6 +396,8 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict => Self::Conflict(error.to_string()),
+            // The request's own data: the extractors name the field first, this is the net.
+            StoreError::HoldsNul { .. } => Self::invalid("body", error.to_string()),
             unavailable if unavailable.is_unavailable() => Self::StoreUnavailable(unavailable),
             other => Self::Internal(other.to_string()),
         }

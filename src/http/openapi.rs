@@ -13,18 +13,21 @@
 //! downloads anything.
 
 use axum::Router;
+use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{Flow, OAuth2, Password, Scopes, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::error::responses::{
-    BadSignature, Conflict, Gone, InternalError, InvalidApiKey, InvalidField, NotConfigured,
-    NotFound, OAuthError, PayloadTooLarge, ProviderFailed, TooManyRequests, Unauthorized,
-    Unavailable, UnsupportedMediaType,
+    BadSignature, Conflict, Gone, InternalError, InvalidApiKey, InvalidField,
+    NotConfiguredOrUnavailable, NotFound, OAuthError, PayloadTooLarge, ProviderFailed,
+    TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::Problem;
 use super::AppState;
+use crate::catalogue::{Catalogue, TriggerDefinition};
+use crate::connections::required_credentials;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -56,7 +59,10 @@ pub const RUNS: &str = "Runs";
             (`application/problem+json`) naming what was wrong. Over a rate limit (token \
             attempts per client address and username, authenticated requests per organisation) \
             the answer is 429 with `Retry-After`. Every response carries an \
-            `x-request-id` header: the caller's, when it sent a usable one, or a new one."
+            `x-request-id` header: the caller's, when it sent a usable one, or a new one. No \
+            string of a request (body, path or form) may hold U+0000 (NUL), which the store \
+            cannot keep: such a request is a 422 naming the field (400 `invalid_request` at \
+            `POST /token`)."
     ),
     modifiers(&SecuritySchemes),
     components(
@@ -76,7 +82,7 @@ pub const RUNS: &str = "Runs";
             InternalError,
             Unavailable,
             ProviderFailed,
-            NotConfigured
+            NotConfiguredOrUnavailable
         )
     ),
     tags(
@@ -113,11 +119,84 @@ impl Modify for SecuritySchemes {
 /// Serves `document` at [`DOCUMENT_PATH`] and Swagger UI at [`DOCS_PATH`] (which redirects to
 /// `/docs/`, the folder the page's relative asset paths need).
 pub fn router(document: Document) -> Router<AppState> {
+    let document = serde_json::to_value(document).expect("an OpenAPI document serialises to JSON");
     SwaggerUi::new(DOCS_PATH)
-        .url(DOCUMENT_PATH, document)
+        .external_url_unchecked(DOCUMENT_PATH, declare_catalogue(document))
         // Swagger UI otherwise sends the document to validator.swagger.io for a badge whenever
         // it is not served from localhost: the page would reach outside, and show our API to a
         // third party. CI validates the document instead.
         .config(Config::default().validator_url("none"))
         .into()
+}
+
+/// Adds to the create bodies what the Rust types cannot say, since it is data: which providers
+/// and triggers exist, what each trigger's `trigger_config` must be, and which credentials each
+/// provider's connections must hold. Each body becomes a `oneOf` with one branch per trigger (per
+/// provider for connections), told apart by the `const` ids, so a client generated from the
+/// document can build only requests that validation accepts: the rules beyond JSON Schema (the
+/// connection must exist, a cron field's range, the outbound guard) are the only exceptions.
+///
+/// utoipa's schema types cannot hold `const`, `dependentRequired` or the catalogue's schemas
+/// as they are, so this is done on the JSON document.
+fn declare_catalogue(mut document: Value) -> Value {
+    let catalogue = Catalogue::builtin();
+    let providers: Vec<&str> = catalogue.providers().collect();
+    let schemas = &mut document["components"]["schemas"];
+
+    let create_trigger = &mut schemas["CreateTrigger"];
+    create_trigger["properties"]["provider_id"]["enum"] = json!(providers);
+    create_trigger["oneOf"] = catalogue.definitions().map(trigger_branch).collect();
+
+    let create_connection = &mut schemas["CreateConnection"];
+    create_connection["properties"]["provider_id"]["enum"] = json!(providers);
+    // What `str::trim` leaves must not be empty.
+    create_connection["properties"]["name"]["pattern"] = json!("\\S");
+    create_connection["properties"]["credentials"]["minProperties"] = json!(1);
+    create_connection["oneOf"] = providers.iter().map(|id| connection_branch(id)).collect();
+    document
+}
+
+/// The create body of one catalogue trigger.
+fn trigger_branch(definition: &TriggerDefinition) -> Value {
+    let config = definition.portable_config_schema();
+    let mut required = vec!["provider_id", "trigger_id"];
+    let config = if definition.config_is_optional() {
+        // Absent or `null` is the empty config, which this trigger accepts.
+        json!({ "oneOf": [{ "type": "null" }, config] })
+    } else {
+        required.push("trigger_config");
+        config
+    };
+    json!({
+        "title": format!("{}/{}", definition.provider_id, definition.trigger_id),
+        "type": "object",
+        "properties": {
+            "provider_id": { "const": definition.provider_id },
+            "trigger_id": { "const": definition.trigger_id },
+            "trigger_config": config,
+        },
+        "required": required,
+    })
+}
+
+/// The create body of one provider's connection.
+fn connection_branch(provider_id: &str) -> Value {
+    let needed = required_credentials(provider_id);
+    let properties: Map<String, Value> = needed
+        .iter()
+        .map(|name| {
+            (
+                name.to_string(),
+                json!({ "type": "string", "minLength": 1 }),
+            )
+        })
+        .collect();
+    json!({
+        "title": provider_id,
+        "type": "object",
+        "properties": {
+            "provider_id": { "const": provider_id },
+            "credentials": { "type": "object", "properties": properties, "required": needed },
+        },
+    })
 }

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::responses::{
-    Gone, InternalError, InvalidApiKey, InvalidField, NotFound, TooManyRequests,
+    Gone, InternalError, InvalidApiKey, InvalidField, NotFound, TooManyRequests, Unavailable,
 };
 use super::error::ApiError;
 use super::extract::ApiPath;
@@ -50,6 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 #[deprecated = "polling triggers poll by themselves"]

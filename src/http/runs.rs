@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotFound, TooManyRequests, Unauthorized,
+    Conflict, InternalError, InvalidField, NotFound, TooManyRequests, Unauthorized, Unavailable,
 };
 use super::error::ApiError;
 use super::extract::ApiPath;
@@ -129,8 +129,15 @@ pub struct RunPage {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Runs per page, 1 to 200 (default 50).
+    // The bounds are MAX_PAGE's, repeated because the attribute takes literals only; the API
+    // tests hold the document and the validation to the same edges.
+    #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page: opaque, but declared by its shape (what
+    /// `parse_cursor` reads) so that a client cannot build one the endpoint refuses.
+    #[param(
+        pattern = r"^-?[0-9]{1,15}\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
 }
 
@@ -165,6 +172,7 @@ async fn own_trigger(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn list(
@@ -237,6 +245,7 @@ fn parse_cursor(cursor: &str) -> Result<RunsAfter, ApiError> {
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn retry(
@@ -295,6 +304,7 @@ async fn retry(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn test_samples(

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::responses::{
-    InternalError, OAuthError, PayloadTooLarge, TooManyRequests, UnsupportedMediaType,
+    InternalError, OAuthError, PayloadTooLarge, TooManyRequests, Unavailable, UnsupportedMediaType,
 };
 use super::error::ApiError;
 use super::extract::ApiForm;
@@ -71,6 +71,7 @@ struct TokenResponse {
         (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all)]

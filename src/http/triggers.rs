@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::responses::{
-    Conflict, InternalError, InvalidField, NotConfigured, NotFound, PayloadTooLarge,
-    ProviderFailed, TooManyRequests, Unauthorized, UnsupportedMediaType,
+    Conflict, InternalError, InvalidField, NotConfiguredOrUnavailable, NotFound, PayloadTooLarge,
+    ProviderFailed, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
@@ -169,6 +169,7 @@ impl From<TriggerView> for Trigger {
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(project_id = %project_id))]
@@ -247,6 +248,7 @@ async fn create(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn list_project(
@@ -275,6 +277,7 @@ async fn list_project(
         (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn list_org(
@@ -300,6 +303,7 @@ async fn list_org(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 async fn one(
@@ -336,8 +340,9 @@ async fn one(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
         (status = 502, response = ProviderFailed),
-        (status = 503, response = NotConfigured),
+        (status = 503, response = NotConfiguredOrUnavailable),
     )
 )]
 async fn delete(
@@ -372,8 +377,9 @@ async fn delete(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
         (status = 502, response = ProviderFailed),
-        (status = 503, response = NotConfigured),
+        (status = 503, response = NotConfiguredOrUnavailable),
     )
 )]
 async fn enable(
@@ -407,8 +413,9 @@ async fn enable(
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
         (status = 502, response = ProviderFailed),
-        (status = 503, response = NotConfigured),
+        (status = 503, response = NotConfiguredOrUnavailable),
     )
 )]
 async fn disable(

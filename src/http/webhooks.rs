@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::error::responses::{
     BadSignature, Gone, InternalError, InvalidApiKey, InvalidField, NotFound, PayloadTooLarge,
-    TooManyRequests,
+    TooManyRequests, Unavailable,
 };
 use super::error::ApiError;
 use super::extract::ApiPath;
@@ -73,6 +73,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(webhook_id = %webhook_id))]
@@ -141,6 +142,7 @@ pub struct LegacyTriggerQuery {
         (status = 422, response = InvalidField),
         (status = 429, response = TooManyRequests),
         (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
     )
 )]
 #[deprecated = "use POST /v1/webhooks/{webhook_id}"]

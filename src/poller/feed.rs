@@ -142,11 +142,7 @@ pub fn parse(url: &str, xml: &str) -> Result<Page, String> {
                 "updated": updated,
             },
         });
-        items.push(Item {
-            id,
-            timestamp: published.or(updated),
-            payload,
-        });
+        items.push(Item::new(id, published.or(updated), payload));
     }
     Ok(Page {
         items,

@@ -39,11 +39,11 @@ pub fn parse(url: &str, body: &Value, fields: &Fields) -> Result<Vec<Item>, Stri
                 .timestamp_field
                 .and_then(|name| field(record, name))
                 .and_then(timestamp);
-            Ok(Item {
+            Ok(Item::new(
                 id,
                 timestamp,
-                payload: json!({"url": url, "record": record}),
-            })
+                json!({"url": url, "record": record}),
+            ))
         })
         .collect()
 }

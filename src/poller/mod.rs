@@ -93,6 +93,20 @@ pub struct Item {
     pub payload: Value,
 }
 
+impl Item {
+    /// An item as a source listed it, each U+0000 in its id and payload replaced: the store
+    /// cannot hold that character, and a source's item is kept rather than refused for it
+    /// (see [`crate::nul`]).
+    pub fn new(id: String, timestamp: Option<DateTime<Utc>>, mut payload: Value) -> Self {
+        crate::nul::replace(&mut payload);
+        Self {
+            id: id.replace('\0', "\u{FFFD}"),
+            timestamp,
+            payload,
+        }
+    }
+}
+
 /// The poller's policy, from `ServeConfig`.
 #[derive(Debug, Clone, Copy)]
 pub struct PollSettings {

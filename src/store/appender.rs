@@ -81,6 +81,8 @@ impl Appender {
     /// Appends every stream's events of `group` in one commit, or none of them; returns the
     /// position of each stream's last event, in order.
     pub(crate) async fn append_group(&self, group: AppendGroup) -> Result<Vec<i64>, StoreError> {
+        // Refused here, before it joins a batch that it would fail for every writer in it.
+        refuse_nul(&group)?;
         let (reply, answer) = oneshot::channel();
         self.requests
             .send((group, reply))
@@ -88,6 +90,24 @@ impl Appender {
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
+}
+
+fn refuse_nul(group: &AppendGroup) -> Result<(), StoreError> {
+    for append in group {
+        if append.aggregate_id.contains('\0') {
+            return Err(StoreError::HoldsNul {
+                what: "stream id",
+                path: String::new(),
+            });
+        }
+        let found = std::iter::once(("metadata", &append.metadata))
+            .chain(append.rows.iter().map(|row| ("event", &row.payload)))
+            .find_map(|(what, value)| crate::nul::find(value).map(|path| (what, path)));
+        if let Some((what, path)) = found {
+            return Err(StoreError::HoldsNul { what, path });
+        }
+    }
+    Ok(())
 }
 
 fn rows_of(group: &AppendGroup) -> usize {

@@ -67,6 +67,10 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("the store is closed")]
     Closed,
+    /// An event holds U+0000, which PostgreSQL cannot store (see [`crate::nul`]); nothing of
+    /// its append was written. The edges refuse or replace it first, so this is a safety net.
+    #[error("the {what} holds U+0000 (NUL) at `{path}`, which the store cannot keep")]
+    HoldsNul { what: &'static str, path: String },
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -214,19 +214,28 @@ fn text(value: &Value, pointer: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The body as JSON, each U+0000 in it replaced (see [`crate::nul`]): the provider sent it, and
+/// the event is kept rather than refused for a character the store cannot hold.
 pub fn json(body: &[u8]) -> Result<Value, Refusal> {
     serde_json::from_slice(body)
+        .map(storable)
         .map_err(|error| Refusal::Malformed(format!("the body is not JSON: {error}")))
 }
 
-/// A generic request's payload: its JSON, or its text as a JSON string when it is not JSON.
+/// A generic request's payload: its JSON, or its text as a JSON string when it is not JSON; each
+/// U+0000 in it replaced, as in [`json`].
 pub fn any_body(body: &[u8]) -> Result<Value, Refusal> {
     if let Ok(value) = serde_json::from_slice(body) {
-        return Ok(value);
+        return Ok(storable(value));
     }
     std::str::from_utf8(body)
-        .map(|text| Value::String(text.to_owned()))
+        .map(|text| storable(Value::String(text.to_owned())))
         .map_err(|_| Refusal::Malformed("the body is neither JSON nor UTF-8 text".into()))
+}
+
+fn storable(mut value: Value) -> Value {
+    crate::nul::replace(&mut value);
+    value
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod health;
 mod http_triggers;
 mod identity;
 mod multiprocess;
+mod nul;
 mod openapi;
 mod operations;
 mod ordering;

@@ -16,6 +16,7 @@ crate::on_every_store!(
     it_should_describe_what_the_engine_really_answers,
     it_should_describe_the_refusals_of_the_rate_limits_and_of_readiness,
     it_should_render_the_document_for_people_from_the_binary_alone,
+    it_should_declare_what_validation_accepts,
 );
 
 /// The webhook handler's path.
@@ -402,23 +403,25 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "post",
             "/token",
-            &["200", "400", "413", "415", "429", "500"],
+            &["200", "400", "413", "415", "429", "500", "503"],
         ),
         (
             "get",
             "/projects/{project_id}/triggers",
-            &["200", "401", "422", "429", "500"],
+            &["200", "401", "422", "429", "500", "503"],
         ),
         (
             "post",
             "/projects/{project_id}/triggers",
-            &["201", "401", "409", "413", "415", "422", "429", "500"],
+            &[
+                "201", "401", "409", "413", "415", "422", "429", "500", "503",
+            ],
         ),
-        ("get", "/triggers", &["200", "401", "429", "500"]),
+        ("get", "/triggers", &["200", "401", "429", "500", "503"]),
         (
             "get",
             "/triggers/{project_trigger_id}",
-            &["200", "401", "404", "422", "429", "500"],
+            &["200", "401", "404", "422", "429", "500", "503"],
         ),
         (
             "delete",
@@ -451,7 +454,7 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "/providers/{provider_id}/triggers/{trigger_id}",
             &["200", "404", "422"],
         ),
-        ("get", "/connections", &["200", "401", "429", "500"]),
+        ("get", "/connections", &["200", "401", "429", "500", "503"]),
         (
             "post",
             "/connections",
@@ -460,49 +463,51 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "delete",
             "/connections/{connection_id}",
-            &["204", "401", "404", "409", "422", "429", "500"],
+            &["204", "401", "404", "409", "422", "429", "500", "503"],
         ),
         (
             "post",
             "/v1/webhooks/{webhook_id}",
             &[
-                "200", "204", "401", "404", "410", "413", "422", "429", "500",
+                "200", "204", "401", "404", "410", "413", "422", "429", "500", "503",
             ],
         ),
         (
             "get",
             "/api/v0/project-triggers/{project_trigger_id}/test-samples",
-            &["200", "401", "404", "422", "429", "500"],
+            &["200", "401", "404", "422", "429", "500", "503"],
         ),
         (
             "get",
             "/triggers/{project_trigger_id}/runs",
-            &["200", "401", "404", "422", "429", "500"],
+            &["200", "401", "404", "422", "429", "500", "503"],
         ),
         (
             "post",
             "/runs/{run_id}/retry",
-            &["202", "401", "404", "409", "422", "429", "500"],
+            &["202", "401", "404", "409", "422", "429", "500", "503"],
         ),
         (
             "post",
             "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
-            &["204", "401", "404", "410", "413", "422", "429", "500"],
+            &[
+                "204", "401", "404", "410", "413", "422", "429", "500", "503",
+            ],
         ),
         (
             "get",
             "/triggers/{project_trigger_id}/schedule",
-            &["200", "401", "404", "422", "429", "500"],
+            &["200", "401", "404", "422", "429", "500", "503"],
         ),
         (
             "post",
             "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
-            &["204", "401", "404", "410", "422", "429", "500"],
+            &["204", "401", "404", "410", "422", "429", "500", "503"],
         ),
         (
             "post",
             "/organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}",
-            &["204", "401", "404", "410", "422", "429", "500"],
+            &["204", "401", "404", "410", "422", "429", "500", "503"],
         ),
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),
@@ -529,6 +534,15 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
                     resolve(&document, problem),
                     schema(&document, "Problem"),
                     "{method} {path} {status}"
+                );
+            }
+            // Only a readiness probe and the catalogue need no store; whatever does answers 503
+            // while it is away, saying when to come back.
+            if status == "503" && *path != "/healthz" {
+                let retry_after = &response["headers"]["Retry-After"];
+                assert_eq!(
+                    retry_after["schema"]["type"], "integer",
+                    "{method} {path}: {response}"
                 );
             }
             if status == "429" {
@@ -1159,5 +1173,243 @@ async fn it_should_render_the_document_for_people_from_the_binary_alone(db: Test
         initializer.contains(r#""validatorUrl": "none""#),
         "{initializer}"
     );
+    app.shutdown().await;
+}
+
+/// A schema of the document, compiled as OpenAPI 3.1 reads it (JSON Schema 2020-12, formats
+/// checked).
+fn validator(schema: &Value) -> jsonschema::Validator {
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap_or_else(|error| panic!("{schema} does not compile: {error}"))
+}
+
+fn parameter<'a>(document: &'a Value, method: &str, path: &str, name: &str) -> &'a Value {
+    let parameters = operation(document, method, path)["parameters"]
+        .as_array()
+        .unwrap();
+    &parameters
+        .iter()
+        .find(|parameter| parameter["name"] == name)
+        .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))["schema"]
+}
+
+/// A generated client builds only requests the document allows: each body and query value here
+/// is checked against the document, sent, and must be accepted exactly when the document allows
+/// it (and refused with a 422 otherwise).
+async fn it_should_declare_what_validation_accepts(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let document = document(&app).await;
+    let session = app.sign_up().await;
+
+    // One branch per catalogue trigger, holding exactly the schema that validation uses.
+    let catalogue = trigger_engine::catalogue::Catalogue::builtin();
+    let create_trigger = schema(&document, "CreateTrigger");
+    let providers: Vec<&str> = catalogue.providers().collect();
+    assert_eq!(
+        create_trigger["properties"]["provider_id"]["enum"],
+        json!(providers)
+    );
+    let branches = create_trigger["oneOf"].as_array().unwrap();
+    assert_eq!(branches.len(), catalogue.definitions().count());
+    for definition in catalogue.definitions() {
+        let branch = branches
+            .iter()
+            .find(|branch| {
+                branch["properties"]["provider_id"]["const"] == definition.provider_id
+                    && branch["properties"]["trigger_id"]["const"] == definition.trigger_id
+            })
+            .unwrap_or_else(|| panic!("no branch for {}", definition.trigger_id));
+        let config = &branch["properties"]["trigger_config"];
+        let portable = definition.portable_config_schema();
+        assert!(
+            *config == portable || config["oneOf"][1] == portable,
+            "{}/{}: {config}",
+            definition.provider_id,
+            definition.trigger_id
+        );
+        assert!(!portable.to_string().contains("iana-time-zone"));
+    }
+
+    let create_trigger = validator(create_trigger);
+    let bodies = [
+        json!({"provider_id": "webhook", "trigger_id": "on_request"}),
+        json!({"provider_id": "webhook", "trigger_id": "on_request", "trigger_config": null}),
+        json!({"provider_id": "schedule", "trigger_id": "on_schedule",
+            "trigger_config": {"cron": "*/5 * * * *", "timezone": "Europe/Paris"}}),
+        json!({"provider_id": "rss", "trigger_id": "on_new_item",
+            "trigger_config": {"feed_url": "https://feeds.example.com/rss"}}),
+        json!({"provider_id": "nope", "trigger_id": "on_request"}),
+        json!({"provider_id": "stripe", "trigger_id": "on_request"}),
+        json!({"provider_id": "schedule", "trigger_id": "on_schedule"}),
+        json!({"provider_id": "schedule", "trigger_id": "on_schedule",
+            "trigger_config": {"cron": "0 9 * * *", "timezone": "Mars/Olympus"}}),
+        json!({"provider_id": "schedule", "trigger_id": "on_schedule",
+            "trigger_config": {"interval_seconds": 60, "timezone": "UTC"}}),
+        json!({"provider_id": "webhook", "trigger_id": "on_request",
+            "trigger_config": {"unknown": 1}}),
+        json!({"provider_id": "rss", "trigger_id": "on_new_item",
+            "trigger_config": {"feed_url": "ftp://feeds.example.com/rss"}}),
+    ];
+    let mut created = std::collections::HashMap::new();
+    for body in bodies {
+        let allowed = create_trigger.is_valid(&body);
+        let response = app
+            .request(Method::POST, "/projects/p1/triggers", &session)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let expected = if allowed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(
+            status, expected,
+            "{body}: the document allows it: {allowed}"
+        );
+        if allowed {
+            let trigger: Value = response.json().await.unwrap();
+            created.insert(
+                body["provider_id"].as_str().unwrap().to_owned(),
+                trigger["project_trigger_id"].as_str().unwrap().to_owned(),
+            );
+        }
+    }
+
+    let create_connection = schema(&document, "CreateConnection");
+    assert_eq!(
+        create_connection["properties"]["provider_id"]["enum"],
+        json!(providers)
+    );
+    let create_connection = validator(create_connection);
+    let bodies = [
+        json!({"provider_id": "rss", "name": "mine", "credentials": {"token": "t"}}),
+        json!({"provider_id": "typeform", "name": "Forms", "credentials": {"access_token": "tfp_x"}}),
+        json!({"provider_id": "typeform", "name": "Forms", "credentials": {"token": "tfp_x"}}),
+        json!({"provider_id": "typeform", "name": "Forms", "credentials": {"access_token": ""}}),
+        json!({"provider_id": "rss", "name": " \t ", "credentials": {"token": "t"}}),
+        json!({"provider_id": "rss", "name": "mine", "credentials": {}}),
+        json!({"provider_id": "nope", "name": "mine", "credentials": {"token": "t"}}),
+    ];
+    for body in bodies {
+        let allowed = create_connection.is_valid(&body);
+        let status = app
+            .request(Method::POST, "/connections", &session)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let expected = if allowed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(
+            status, expected,
+            "{body}: the document allows it: {allowed}"
+        );
+    }
+
+    // Query parameters, at and just past their declared edges.
+    let schedule = &created["schedule"];
+    let count = validator(parameter(
+        &document,
+        "get",
+        "/triggers/{project_trigger_id}/schedule",
+        "count",
+    ));
+    for value in [0, 1, 100, 101] {
+        let status = app
+            .request(
+                Method::GET,
+                &format!("/triggers/{schedule}/schedule?count={value}"),
+                &session,
+            )
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            status.is_success(),
+            count.is_valid(&json!(value)),
+            "count={value}"
+        );
+    }
+    let webhook = &created["webhook"];
+    let runs = "/triggers/{project_trigger_id}/runs";
+    let limit = validator(parameter(&document, "get", runs, "limit"));
+    let cursor = validator(parameter(&document, "get", runs, "cursor"));
+    let run_id = uuid::Uuid::new_v4();
+    for (query, allowed) in [
+        ("limit=0".to_owned(), limit.is_valid(&json!(0))),
+        ("limit=1".to_owned(), limit.is_valid(&json!(1))),
+        ("limit=200".to_owned(), limit.is_valid(&json!(200))),
+        ("limit=201".to_owned(), limit.is_valid(&json!(201))),
+        (format!("cursor=1700000000000.{run_id}"), true),
+        (format!("cursor=-5.{run_id}"), true),
+        (format!("cursor=99999999999999999.{run_id}"), false),
+        ("cursor=abc".to_owned(), false),
+        (format!("cursor={run_id}"), false),
+    ] {
+        if let Some(value) = query.strip_prefix("cursor=") {
+            assert_eq!(cursor.is_valid(&json!(value)), allowed, "{query}");
+        }
+        let status = app
+            .request(
+                Method::GET,
+                &format!("/triggers/{webhook}/runs?{query}"),
+                &session,
+            )
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.is_success(), allowed, "{query}: {status}");
+        if !allowed {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        }
+    }
+
+    // A cursor the endpoint hands out is one the document allows.
+    let enabled = app
+        .request(
+            Method::POST,
+            &format!("/triggers/{webhook}/enable"),
+            &session,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(enabled.status().is_success());
+    for n in 0..2 {
+        let delivered = app
+            .http
+            .post(format!("{}/v1/webhooks/{webhook}", app.address))
+            .json(&json!({"n": n}))
+            .send()
+            .await
+            .unwrap();
+        assert!(delivered.status().is_success());
+    }
+    let webhook_id: uuid::Uuid = webhook.parse().unwrap();
+    assert_eq!(app.runs_of(webhook_id).await.len(), 2);
+    let page: Value = app
+        .request(
+            Method::GET,
+            &format!("/triggers/{webhook}/runs?limit=1"),
+            &session,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(cursor.is_valid(&page["next_cursor"]), "{page}");
     app.shutdown().await;
 }
