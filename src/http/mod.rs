@@ -9,6 +9,7 @@
 //! - [`connections`]: the organisation's connections (credentials for providers), write-only.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`runs`]: a trigger's runs, retrying one, and its test samples.
+//! - [`history`]: a trigger's and a run's events for auditors, and a trigger as it stood at any moment.
 //! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
 //! - [`pollers`]: the deprecated URL that polls a polling trigger now.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
@@ -23,6 +24,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod metrics;
 pub mod openapi;
 pub mod pollers;
@@ -96,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(providers::router())
         .merge(webhooks::router())
         .merge(runs::router())
+        .merge(history::router())
         .merge(schedules::router())
         .merge(pollers::router())
         .merge(metrics::router())

@@ -47,6 +47,7 @@ pub const CONNECTIONS: &str = "Connections";
 pub const AUTH: &str = "Authentication";
 pub const OPERATIONS: &str = "Operations";
 pub const RUNS: &str = "Runs";
+pub const HISTORY: &str = "History";
 
 /// What the document holds besides the operations, which the routers add.
 #[derive(OpenApi)]
@@ -94,6 +95,9 @@ pub const RUNS: &str = "Runs";
         (name = OPERATIONS, description = "For load balancers, orchestrators and monitoring."),
         (name = RUNS, description = "Each firing of a trigger and its delivery to the executor \
             (extensions beyond the seed API)."),
+        (name = HISTORY, description = "What happened to a trigger or a run, from the log: \
+            each event with who caused it and through which request, and a trigger as it stood \
+            at any moment (extensions beyond the seed API, for auditors)."),
     )
 )]
 pub struct ApiDoc;

@@ -120,7 +120,12 @@ impl From<aggregates::TriggerStatus> for Status {
 
 impl From<TriggerView> for Trigger {
     fn from(view: TriggerView) -> Self {
-        let record = view.record;
+        Self::from(view.record)
+    }
+}
+
+impl From<aggregates::TriggerRecord> for Trigger {
+    fn from(record: aggregates::TriggerRecord) -> Self {
         let definition = Catalogue::builtin().find(&record.provider_id, &record.trigger_id);
         let trigger_config = match (record.trigger_config, definition) {
             (Some(config), Some(definition)) => Some(definition.redact(&config)),

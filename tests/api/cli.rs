@@ -17,7 +17,7 @@ crate::on_every_store!(
     it_should_follow_the_log_as_events_are_appended,
 );
 
-async fn engine(db: &TestDb, args: &[&str]) -> Output {
+pub(crate) async fn engine(db: &TestDb, args: &[&str]) -> Output {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_trigger-engine"))
         .args(args)
         .env("DATABASE_URL", &db.url)
@@ -28,7 +28,7 @@ async fn engine(db: &TestDb, args: &[&str]) -> Output {
     output
 }
 
-fn lines(output: &Output) -> Vec<Value> {
+pub(crate) fn lines(output: &Output) -> Vec<Value> {
     assert!(
         output.status.success(),
         "trigger-engine failed: {}",

@@ -10,6 +10,7 @@ mod durability;
 mod executor;
 mod feed_server;
 mod health;
+mod history;
 mod http_triggers;
 mod identity;
 mod multiprocess;

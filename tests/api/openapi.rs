@@ -149,6 +149,20 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "get",
+        "/triggers/{project_trigger_id}/history",
+        "get_trigger_history",
+        "Get Trigger History",
+        true,
+    ),
+    (
+        "get",
+        "/runs/{run_id}/history",
+        "get_run_history",
+        "Get Run History",
+        true,
+    ),
+    (
         "post",
         "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
         "webhook_trigger",
@@ -480,6 +494,16 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "get",
             "/triggers/{project_trigger_id}/runs",
+            &["200", "401", "404", "422", "429", "500", "503"],
+        ),
+        (
+            "get",
+            "/triggers/{project_trigger_id}/history",
+            &["200", "401", "404", "422", "429", "500", "503"],
+        ),
+        (
+            "get",
+            "/runs/{run_id}/history",
             &["200", "401", "404", "422", "429", "500", "503"],
         ),
         (
