@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use trigger_engine::identity::Role;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with, Session, TestApp, TestDb};
 
@@ -1050,7 +1051,7 @@ async fn it_should_describe_the_refusals_of_the_rate_limits_and_of_readiness(db:
     let email = "limited@example.com";
     let user_id = app
         .identity
-        .create_user(org_id, email, "a password")
+        .create_user(org_id, email, "a password", Role::Member)
         .await
         .unwrap();
     let grant = || {
