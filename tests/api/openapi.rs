@@ -415,7 +415,7 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "post",
             "/projects/{project_id}/triggers",
             &[
-                "201", "401", "409", "413", "415", "422", "429", "500", "503",
+                "201", "401", "403", "409", "413", "415", "422", "429", "500", "503",
             ],
         ),
         ("get", "/triggers", &["200", "401", "429", "500", "503"]),
@@ -428,21 +428,21 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "delete",
             "/triggers/{project_trigger_id}",
             &[
-                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+                "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
             ],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/enable",
             &[
-                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+                "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
             ],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/disable",
             &[
-                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+                "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
             ],
         ),
         (
@@ -459,12 +459,16 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "post",
             "/connections",
-            &["201", "401", "413", "415", "422", "429", "500", "503"],
+            &[
+                "201", "401", "403", "413", "415", "422", "429", "500", "503",
+            ],
         ),
         (
             "delete",
             "/connections/{connection_id}",
-            &["204", "401", "404", "409", "422", "429", "500", "503"],
+            &[
+                "204", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
         ),
         (
             "post",
@@ -486,7 +490,9 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "post",
             "/runs/{run_id}/retry",
-            &["202", "401", "404", "409", "422", "429", "500", "503"],
+            &[
+                "202", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
         ),
         (
             "post",
@@ -752,7 +758,7 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         json!(["type", "title", "status", "detail"])
     );
     // Every member an error can carry: `field` (422), `error` and `error_description` (the token
-    // endpoint), `check` (503 from /readyz).
+    // endpoint), `role` (403), `check` (503 from /readyz).
     let members: BTreeSet<String> = [
         "type",
         "title",
@@ -761,6 +767,7 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         "field",
         "error",
         "error_description",
+        "role",
         "check",
     ]
     .map(String::from)
@@ -769,6 +776,28 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
 
     let url = |path: &str| format!("{}{path}", app.address);
     let http = &app.http;
+
+    // An auditor's write: refused as documented, naming the role.
+    let auditor = app.sign_up_as(Role::Auditor).await;
+    let forbidden = app
+        .request(
+            Method::DELETE,
+            &format!("/connections/{}", uuid::Uuid::new_v4()),
+            &auditor,
+        )
+        .send()
+        .await
+        .unwrap();
+    let forbidden = assert_documented(
+        &document,
+        "delete",
+        "/connections/{connection_id}",
+        forbidden,
+    )
+    .await;
+    assert_eq!(forbidden["type"], "/problems/forbidden");
+    assert_eq!(forbidden["role"], "auditor");
+
     let token_path = "/token";
     let token = http
         .post(url(token_path))
