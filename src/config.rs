@@ -8,7 +8,7 @@ use reqwest::Url;
 use uuid::Uuid;
 
 use crate::connections::{EncryptionKey, KEY_OPTION};
-use crate::identity::Secret;
+use crate::identity::{Role, Secret};
 
 /// An event-sourced trigger engine serving the StackAI Triggers API.
 ///
@@ -343,8 +343,20 @@ pub enum AdminCommand {
         /// The organisation's name.
         name: String,
     },
-    /// Create a user who signs in with an email and a password; prints `{"user_id": ...}`.
+    /// Create a user who signs in with an email and a password; prints `{"user_id": ..., "role":
+    /// ...}`.
     CreateUser(CreateUserArgs),
+    /// Give a user another role; prints `{"user_id": ..., "role": ...}`. Access tokens issued
+    /// before keep their role until they expire (TRIGGER_ENGINE_TOKEN_TTL_SECONDS, one hour by
+    /// default).
+    SetRole {
+        /// The user (its user_id).
+        #[arg(long = "user")]
+        user_id: Uuid,
+        /// The user's new role.
+        #[arg(long, value_enum)]
+        role: Role,
+    },
     /// Create an API key for an organisation; prints `{"api_key": ..., "api_key_id": ...}`. The
     /// key is shown this once: only its hash is stored.
     CreateApiKey {
@@ -373,6 +385,10 @@ pub struct CreateUserArgs {
     /// Read the password from the first line of standard input (without its line ending).
     #[arg(long)]
     pub password_stdin: bool,
+    /// What the user may do: `admin` everything, `member` everything on triggers, connections
+    /// and runs, `auditor` only read.
+    #[arg(long, value_enum, default_value_t = Role::DEFAULT)]
+    pub role: Role,
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - [`config`]: the command line and environment (`--help` documents every option).
 //! - [`app`]: builds the engine (store, projector, command path, HTTP) and runs it.
 //! - [`store`]: the event store on SQLite or PostgreSQL, with the global log and read models.
-//! - [`identity`]: organisations, users, API keys, password grants and access tokens.
+//! - [`identity`]: organisations, users and their roles, API keys, password grants and access
+//!   tokens.
 //! - [`connections`]: the credentials triggers act with at providers, sealed at rest.
 //! - [`commands`]: the write path (load, decide, append, snapshot).
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.

@@ -1,5 +1,6 @@
-//! `trigger-engine admin create-org|create-user|create-api-key`: how an operator sets up
-//! organisations, their users and their API keys. Each prints exactly one JSON object.
+//! `trigger-engine admin create-org|create-user|set-role|create-api-key`: how an operator sets up
+//! organisations, their users and their roles, and their API keys. Each prints exactly one JSON
+//! object.
 
 use std::io::{BufRead, Write};
 
@@ -26,10 +27,20 @@ pub async fn run(
         AdminCommand::CreateUser(args) => {
             let password = password(args, input)?;
             let user_id = identity
-                .create_user(args.org_id, &args.email, password.expose())
+                .create_user(args.org_id, &args.email, password.expose(), args.role)
                 .await
                 .map_err(|error| explain(error, args.org_id))?;
-            print_line(out, &json!({ "user_id": user_id }))
+            print_line(out, &json!({ "user_id": user_id, "role": args.role }))
+        }
+        AdminCommand::SetRole { user_id, role } => {
+            identity
+                .set_role(*user_id, *role)
+                .await
+                .map_err(|error| match error {
+                    IdentityError::UnknownUser => anyhow!("no user {user_id}"),
+                    other => other.into(),
+                })?;
+            print_line(out, &json!({ "user_id": user_id, "role": role }))
         }
         AdminCommand::CreateApiKey { org_id } => {
             let (api_key_id, api_key) = identity

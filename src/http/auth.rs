@@ -1,17 +1,36 @@
-//! Bearer authentication (RFC 6750): the caller's user and organisation, from its access token.
+//! Bearer authentication (RFC 6750): the caller's user, organisation and role, from its access
+//! token; and authorisation, the role the request's method needs.
+//!
+//! The role is checked here, in the extractor every bearer-token handler takes, rather than in each
+//! handler: a new write handler cannot forget it. What a request needs follows from its method
+//! alone ([`required_role`]): reads are open to every role, anything else needs `member`. The
+//! OpenAPI document states the same rule per operation (`x-required-role`), from the same function.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::Method;
 use chrono::Utc;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::identity::Principal;
+use crate::identity::{Principal, Role};
 
-/// The authenticated caller. Handlers that take it answer 401 to anyone without a valid token, and
-/// 429 once the caller's organisation is over its rate limit.
+/// The authenticated caller. Handlers that take it answer 401 to anyone without a valid token,
+/// 429 once the caller's organisation is over its rate limit, and 403 when the caller's role is
+/// below what the request's method needs ([`required_role`]), before anything is read or written.
 pub struct Caller(pub Principal);
+
+/// The least role a request with `method` needs. GET (and HEAD, which axum serves with the GET
+/// handler) only reads, so every role may; every other method changes something, which the
+/// `auditor` role may not. No operation needs `admin` over HTTP yet.
+pub fn required_role(method: &Method) -> Role {
+    if method == Method::GET || method == Method::HEAD {
+        Role::Auditor
+    } else {
+        Role::Member
+    }
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -39,6 +58,13 @@ impl FromRequestParts<AppState> for Caller {
         // Counted here, where the organisation is first known and before the handler reads the
         // body or writes anything: a refused request costs a signature check and nothing more.
         state.rate_limits.check_org(principal.org_id)?;
+        let required = required_role(&parts.method);
+        if !principal.role.allows(required) {
+            return Err(ApiError::Forbidden {
+                role: principal.role,
+                required,
+            });
+        }
         Ok(Self(principal))
     }
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::commands::CommandError;
 use crate::connections::ConnectionError;
-use crate::identity::IdentityError;
+use crate::identity::{IdentityError, Role};
 use crate::registration::RegistrationError;
 use crate::runs::RunCommandError;
 use crate::store::StoreError;
@@ -38,6 +38,10 @@ pub enum ApiError {
     /// 401 for an API key in a path that is not one of that organisation's keys.
     #[error("invalid API key")]
     InvalidApiKey,
+    /// 403: the caller's role does not allow the request (an `auditor` writing); `role` names the
+    /// caller's role. Refused before anything was read or written.
+    #[error("the `{role}` role may not do this: it needs the `{required}` role or above")]
+    Forbidden { role: Role, required: Role },
     /// 404: no such resource, or one that belongs to another organisation (indistinguishable).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -103,6 +107,7 @@ impl ApiError {
             Self::Unauthorized(_) | Self::BadSignature(_) | Self::InvalidApiKey => {
                 StatusCode::UNAUTHORIZED
             }
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -124,6 +129,7 @@ impl ApiError {
             Self::Unauthorized(_) => "/problems/unauthorized",
             Self::BadSignature(_) => "/problems/bad-signature",
             Self::InvalidApiKey => "/problems/invalid-api-key",
+            Self::Forbidden { .. } => "/problems/forbidden",
             Self::NotFound(_) => "/problems/not-found",
             Self::Gone(_) => "/problems/gone",
             Self::Conflict(_) => "/problems/conflict",
@@ -174,6 +180,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub error_description: Option<String>,
+    /// 403 only: the caller's role, which the operation's `x-required-role` does not include.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, example = "auditor")]
+    pub role: Option<&'static str>,
     /// 503 only: the readiness check that failed, `store` or `projection_lag`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, example = "projection_lag")]
@@ -202,6 +212,7 @@ impl IntoResponse for ApiError {
             field: None,
             error: None,
             error_description: None,
+            role: None,
             check: None,
         };
         match &self {
@@ -212,6 +223,7 @@ impl IntoResponse for ApiError {
                 problem.error = Some(code);
                 problem.error_description = Some(description.clone());
             }
+            Self::Forbidden { role, .. } => problem.role = Some(role.as_str()),
             Self::Unavailable { check, .. } => problem.check = Some(check),
             Self::StoreUnavailable(_) => problem.check = Some("store"),
             _ => {}
@@ -262,6 +274,13 @@ pub mod responses {
         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"` (RFC 6750 §3)"))
     )]
     pub struct Unauthorized(pub Problem);
+
+    /// The caller's role does not allow this operation: an `auditor` may only read. `role` names
+    /// the caller's role; the operation's `x-required-role` says which it needs. Nothing was
+    /// recorded.
+    #[derive(ToResponse)]
+    #[response(content_type = "application/problem+json")]
+    pub struct Forbidden(pub Problem);
 
     /// No such resource, or one that belongs to another organisation: the two are answered alike.
     #[derive(ToResponse)]

@@ -15,9 +15,10 @@
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
-//! - [`auth`]: the bearer-token extractor; [`extract`]: JSON, form and path extractors whose
-//!   rejections are problem documents; [`request_id`]: `x-request-id`; [`error`]: the one error type;
-//!   [`rate_limit`]: the token endpoint's and each organisation's rate limits.
+//! - [`auth`]: the bearer-token extractor, which also checks the caller's role; [`extract`]: JSON,
+//!   form and path extractors whose rejections are problem documents; [`request_id`]:
+//!   `x-request-id`; [`error`]: the one error type; [`rate_limit`]: the token endpoint's and each
+//!   organisation's rate limits.
 
 pub mod auth;
 pub mod connections;

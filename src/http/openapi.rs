@@ -8,6 +8,10 @@
 //! documented under another path or method than it is served on. This module adds what belongs to
 //! the whole document: its info, tags, the OAuth2 security scheme and the shared error responses.
 //!
+//! Two things are added to the generated document as JSON, since they are data rather than types:
+//! the catalogue's create bodies ([`declare_catalogue`]) and the role each bearer-token operation
+//! needs ([`declare_roles`]), from the very function the `Caller` extractor checks.
+//!
 //! Swagger UI's files are compiled into the binary (utoipa-swagger-ui's `vendored` feature): the
 //! engine often runs where there is no internet, so neither building it nor viewing `/docs`
 //! downloads anything.
@@ -19,8 +23,9 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use super::auth::required_role;
 use super::error::responses::{
-    BadSignature, Conflict, Gone, InternalError, InvalidApiKey, InvalidField,
+    BadSignature, Conflict, Forbidden, Gone, InternalError, InvalidApiKey, InvalidField,
     NotConfiguredOrUnavailable, NotFound, OAuthError, PayloadTooLarge, ProviderFailed,
     TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
@@ -28,6 +33,7 @@ use super::error::Problem;
 use super::AppState;
 use crate::catalogue::{Catalogue, TriggerDefinition};
 use crate::connections::required_credentials;
+use crate::identity::Role;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/openapi.json";
@@ -40,6 +46,10 @@ pub const DOCS_PATH: &str = "/docs";
 /// gives an `OAuth2PasswordBearer` scheme, which the seed API (a FastAPI service, by its
 /// "Successful Response" descriptions) appears to use: clients generated from either agree.
 pub const OAUTH2_PASSWORD: &str = "OAuth2PasswordBearer";
+
+/// The operation extension that names the least role an operation needs (`auditor`, `member` or
+/// `admin`), on every operation that takes a bearer token.
+pub const REQUIRED_ROLE: &str = "x-required-role";
 
 /// Tags: the seed API's one section, and what the engine serves beyond it.
 pub const TRIGGERS: &str = "Triggers";
@@ -63,13 +73,20 @@ pub const HISTORY: &str = "History";
             `x-request-id` header: the caller's, when it sent a usable one, or a new one. No \
             string of a request (body, path or form) may hold U+0000 (NUL), which the store \
             cannot keep: such a request is a 422 naming the field (400 `invalid_request` at \
-            `POST /token`)."
+            `POST /token`). Every user has a role: `auditor` (read-only: every GET), `member` \
+            (everything on triggers, connections and runs) or `admin` (everything). Each \
+            operation that takes a bearer token names the least role it needs in its \
+            `x-required-role` extension, and says so in its description; a caller whose role \
+            is below it gets 403 `/problems/forbidden` naming the caller's role, and nothing is \
+            recorded. The role is the one the access token was issued with: a role change takes \
+            effect with the user's next token. The URLs that carry an API key need no role."
     ),
     modifiers(&SecuritySchemes),
     components(
         schemas(Problem),
         responses(
             Unauthorized,
+            Forbidden,
             BadSignature,
             InvalidApiKey,
             NotFound,
@@ -125,7 +142,7 @@ impl Modify for SecuritySchemes {
 pub fn router(document: Document) -> Router<AppState> {
     let document = serde_json::to_value(document).expect("an OpenAPI document serialises to JSON");
     SwaggerUi::new(DOCS_PATH)
-        .external_url_unchecked(DOCUMENT_PATH, declare_catalogue(document))
+        .external_url_unchecked(DOCUMENT_PATH, declare_roles(declare_catalogue(document)))
         // Swagger UI otherwise sends the document to validator.swagger.io for a badge whenever
         // it is not served from localhost: the page would reach outside, and show our API to a
         // third party. CI validates the document instead.
@@ -157,6 +174,67 @@ fn declare_catalogue(mut document: Value) -> Value {
     create_connection["properties"]["name"]["pattern"] = json!("\\S");
     create_connection["properties"]["credentials"]["minProperties"] = json!(1);
     create_connection["oneOf"] = providers.iter().map(|id| connection_branch(id)).collect();
+    document
+}
+
+/// Adds to every operation that takes a bearer token the least role it needs, as the
+/// [`REQUIRED_ROLE`] extension and a sentence of its description, and, where that role is above
+/// `auditor`, the 403 its callers of a lesser role get. The role follows from the method through
+/// [`required_role`], which the `Caller` extractor checks: the document cannot say one thing and
+/// the engine do another, nor a new write operation go without its 403.
+fn declare_roles(mut document: Value) -> Value {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return document;
+    };
+    // A path item also holds `parameters`, `summary` and the like beside its operations.
+    const OPERATIONS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+    for (method, operation) in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.iter_mut())
+        .filter(|(key, operation)| OPERATIONS.contains(&key.as_str()) && operation.is_object())
+    {
+        let Ok(method) = axum::http::Method::from_bytes(method.to_uppercase().as_bytes()) else {
+            continue;
+        };
+        let takes_token = operation["security"]
+            .as_array()
+            .is_some_and(|requirements| {
+                requirements
+                    .iter()
+                    .any(|requirement| requirement.get(OAUTH2_PASSWORD).is_some())
+            });
+        if !takes_token {
+            continue;
+        }
+        let required = required_role(&method);
+        operation[REQUIRED_ROLE] = json!(required.as_str());
+        let allowed: Vec<String> = Role::ALL
+            .into_iter()
+            .filter(|role| role.allows(required))
+            .map(|role| format!("`{role}`"))
+            .collect();
+        let sentence = if required == Role::Auditor {
+            format!("Open to every role ({}).", allowed.join(", "))
+        } else {
+            format!(
+                "Needs the `{required}` role or above ({}): a caller of a lesser role is refused \
+                 with 403 and nothing is recorded.",
+                allowed.join(", ")
+            )
+        };
+        operation["description"] = match operation["description"].as_str() {
+            Some(description) if !description.is_empty() => {
+                json!(format!("{description}\n\n{sentence}"))
+            }
+            _ => json!(sentence),
+        };
+        if required > Role::Auditor {
+            operation["responses"]["403"] = json!({ "$ref": "#/components/responses/Forbidden" });
+        }
+    }
     document
 }
 

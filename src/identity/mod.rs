@@ -1,7 +1,7 @@
-//! Identity: who calls the Triggers API and for which organisation.
+//! Identity: who calls the Triggers API, for which organisation, and with which role.
 //!
 //! Users sign in with the OAuth2 password grant (RFC 6749 §4.3) and receive short-lived bearer
-//! tokens; organisations may also hold API keys. Everything is stored in plain tables beside the
+//! tokens that carry their [`Role`]; organisations may also hold API keys. Everything is stored in plain tables beside the
 //! event log (see `src/store/identity.rs`), so every engine process sharing a store shares its
 //! users, keys and token-signing key. Secrets never reach logs: the types that hold one print
 //! `[redacted]` in their `Debug` output.
@@ -11,11 +11,13 @@
 //! - `tokens`: HS256 access tokens, issued and verified against an injected clock.
 //! - `api_keys`: API key generation, hashing and shape checks.
 //! - `email`: the normal form emails are stored and looked up in.
+//! - [`role`]: [`Role`], what a user may do (`admin`, `member`, `auditor`).
 //! - [`secret`]: random bytes, and [`Secret`], a string that `Debug` does not show.
 
 mod api_keys;
 mod email;
 mod password;
+pub mod role;
 pub mod secret;
 mod tokens;
 
@@ -26,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use role::Role;
 pub use secret::Secret;
 
 use crate::store::identity::NewUser;
@@ -68,6 +71,8 @@ pub enum IdentityError {
     /// Not a key of this organisation (or not a key at all).
     #[error("invalid API key")]
     InvalidApiKey,
+    #[error("no such user")]
+    UnknownUser,
     #[error("identity store: {0}")]
     Store(#[from] StoreError),
     /// Hashing or verifying a password failed, e.g. a stored hash is unreadable.
@@ -82,6 +87,9 @@ pub enum IdentityError {
 pub struct Principal {
     pub user_id: Uuid,
     pub org_id: Uuid,
+    /// The user's role when the token was issued: a token keeps it until it expires, even if the
+    /// user's role changes meanwhile (see [`Identity::set_role`]).
+    pub role: Role,
 }
 
 /// An access token as the token endpoint hands it out (RFC 6749 §5.1).
@@ -182,13 +190,14 @@ impl Identity {
         Ok(org_id)
     }
 
-    /// Registers a user in an organisation. The email is stored lower-cased, so it is unique
-    /// whatever its case; the password is stored only as its argon2id hash.
+    /// Registers a user in an organisation with `role`. The email is stored lower-cased, so it is
+    /// unique whatever its case; the password is stored only as its argon2id hash.
     pub async fn create_user(
         &self,
         org_id: Uuid,
         email: &str,
         password: &str,
+        role: Role,
     ) -> Result<Uuid, IdentityError> {
         let email = email::normalise(email)?;
         if password.is_empty() {
@@ -203,12 +212,29 @@ impl Identity {
             org_id,
             email: &email,
             password_hash: &password_hash,
+            role: role.as_str(),
         };
         if !self.inner.store.insert_user(&user).await? {
             return Err(IdentityError::DuplicateEmail);
         }
-        tracing::info!(user_id = %user.id, %org_id, "user created");
+        tracing::info!(user_id = %user.id, %org_id, %role, "user created");
         Ok(user.id)
+    }
+
+    /// Gives a user another role. Tokens issued before keep the role they carry until they
+    /// expire (at most the token lifetime, `TRIGGER_ENGINE_TOKEN_TTL_SECONDS`): verifying a token
+    /// reads no table, so a request costs no store round trip before it is refused or served.
+    pub async fn set_role(&self, user_id: Uuid, role: Role) -> Result<(), IdentityError> {
+        if !self
+            .inner
+            .store
+            .set_user_role(user_id, role.as_str())
+            .await?
+        {
+            return Err(IdentityError::UnknownUser);
+        }
+        tracing::info!(%user_id, %role, "user role changed");
+        Ok(())
     }
 
     /// Returns (key id, the key itself). The key is shown once; only its hash is stored.
@@ -257,6 +283,9 @@ impl Identity {
                 Some(Principal {
                     user_id: user.user_id,
                     org_id: user.org_id,
+                    role: user.role.parse().map_err(|unknown| {
+                        StoreError::Corrupt(format!("user {}: {unknown}", user.user_id))
+                    })?,
                 }),
                 user.password_hash,
             ),
@@ -290,7 +319,7 @@ impl Identity {
         Ok(self.inner.store.has_users().await?)
     }
 
-    /// First run with no users: creates an organisation and an admin user with the given
+    /// First run with no users: creates an organisation and a user of role `admin` with the given
     /// credentials, or with a generated password (returned so `serve` can print it once).
     /// Returns None when users already exist, or when another process bootstrapped first: of
     /// several processes starting at once on an empty store, exactly one creates the admin.
@@ -320,6 +349,7 @@ impl Identity {
             org_id: Uuid::new_v4(),
             email: &email,
             password_hash: &password_hash,
+            role: Role::Admin.as_str(),
         };
         if !self
             .inner

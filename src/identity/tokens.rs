@@ -1,8 +1,11 @@
 //! Access tokens: JWTs (RFC 7519) signed with HS256 under one 32-byte key that the store keeps, so
 //! every engine process sharing the store issues and accepts the same tokens, across restarts.
 //!
-//! Claims: `sub` (the user id), `org` (the user's organisation id), `iat` and `exp` (seconds since
-//! the epoch). Expiry is checked here against the `now` the caller passes, with no leeway: a token
+//! Claims: `sub` (the user id), `org` (the user's organisation id), `role` (the user's role when the
+//! token was issued), `iat` and `exp` (seconds since the epoch). The role is not re-read from the
+//! store: a token keeps the role it was issued with until it expires. A token without `role` was
+//! issued before roles existed, when every user could do what a `member` can: it is read as one,
+//! so that an upgrade signs nobody out. Expiry is checked here against the `now` the caller passes, with no leeway: a token
 //! is expired from its `exp` second on (RFC 7519 §4.1.4: valid only *before* `exp`).
 
 use std::fmt;
@@ -14,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::secret::REDACTED;
-use super::{IdentityError, Principal};
+use super::{IdentityError, Principal, Role};
 
 /// The `signing_keys` row that holds the access-token key.
 pub(crate) const KEY_NAME: &str = "access_tokens";
@@ -26,8 +29,16 @@ pub(crate) const KEY_BYTES: usize = 32;
 struct Claims {
     sub: Uuid,
     org: Uuid,
+    #[serde(default = "role_before_roles")]
+    role: Role,
     iat: i64,
     exp: i64,
+}
+
+/// The role of a token issued before tokens carried one: every user could then do what a member
+/// can, and the migration that added roles made every user but the first-run admin a member.
+fn role_before_roles() -> Role {
+    Role::Member
 }
 
 /// Signs and verifies access tokens with one key.
@@ -64,6 +75,7 @@ impl TokenKeys {
         let claims = Claims {
             sub: principal.user_id,
             org: principal.org_id,
+            role: principal.role,
             iat,
             exp: iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         };
@@ -86,6 +98,7 @@ impl TokenKeys {
         Ok(Principal {
             user_id: claims.sub,
             org_id: claims.org,
+            role: claims.role,
         })
     }
 }
@@ -117,6 +130,7 @@ mod tests {
         Principal {
             user_id: Uuid::from_u128(1),
             org_id: Uuid::from_u128(2),
+            role: Role::Auditor,
         }
     }
 
@@ -128,6 +142,54 @@ mod tests {
     fn it_should_verify_a_token_it_issued_as_its_principal() {
         let token = keys().issue(principal(), issued_at(), TTL).unwrap();
         assert_eq!(keys().verify(&token, issued_at()).unwrap(), principal());
+    }
+
+    #[test]
+    fn it_should_carry_the_role_it_was_issued_with() {
+        for role in Role::ALL {
+            let principal = Principal {
+                role,
+                ..principal()
+            };
+            let token = keys().issue(principal, issued_at(), TTL).unwrap();
+            let claims = token.split('.').nth(1).unwrap();
+            let claims: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+            assert_eq!(claims["role"], role.as_str());
+            assert_eq!(keys().verify(&token, issued_at()).unwrap().role, role);
+        }
+    }
+
+    #[test]
+    fn it_should_read_a_token_from_before_roles_as_a_members() {
+        let claims = Claims {
+            sub: principal().user_id,
+            org: principal().org_id,
+            role: Role::Admin,
+            iat: issued_at().timestamp(),
+            exp: (issued_at() + TTL).timestamp(),
+        };
+        let mut claims = serde_json::to_value(claims).unwrap();
+        claims.as_object_mut().unwrap().remove("role");
+        let keys = keys();
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
+        assert_eq!(keys.verify(&token, issued_at()).unwrap().role, Role::Member);
+    }
+
+    #[test]
+    fn it_should_refuse_a_token_whose_role_was_raised() {
+        let token = keys().issue(principal(), issued_at(), TTL).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let raised = serde_json::json!({
+            "sub": principal().user_id, "org": principal().org_id, "role": "admin",
+            "iat": issued_at().timestamp(), "exp": (issued_at() + TTL).timestamp(),
+        });
+        parts[1] = URL_SAFE_NO_PAD.encode(raised.to_string());
+        assert!(matches!(
+            keys().verify(&parts.join("."), issued_at()),
+            Err(IdentityError::InvalidToken)
+        ));
     }
 
     #[test]

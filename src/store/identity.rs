@@ -12,6 +12,8 @@ pub struct NewUser<'a> {
     pub org_id: Uuid,
     pub email: &'a str,
     pub password_hash: &'a str,
+    /// The role's name, as `crate::identity::Role` spells it (the table's CHECK holds the list).
+    pub role: &'a str,
 }
 
 /// What a password grant needs to know about a user. No `Debug`: it holds a password hash.
@@ -19,13 +21,15 @@ pub struct UserCredentials {
     pub user_id: Uuid,
     pub org_id: Uuid,
     pub password_hash: String,
+    /// The role's name, for [`crate::identity`] to read.
+    pub role: String,
 }
 
 const INSERT_ORGANISATION: &str = "INSERT INTO organisations (id, name) VALUES ($1, $2)";
 
 /// Does nothing, and so affects no row, when the email is taken.
-const INSERT_USER: &str = "INSERT INTO users (id, org_id, email, password_hash)
-    VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING";
+const INSERT_USER: &str = "INSERT INTO users (id, org_id, email, password_hash, role)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (email) DO NOTHING";
 
 const ANY_USER: &str = "SELECT id FROM users LIMIT 1";
 
@@ -58,10 +62,24 @@ impl Store {
             .bind(user.org_id.to_string())
             .bind(user.email)
             .bind(user.password_hash)
+            .bind(user.role)
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))?;
         Ok(inserted == 1)
+    }
+
+    /// Sets a user's role; `false` when there is no such user.
+    pub async fn set_user_role(&self, user_id: Uuid, role: &str) -> Result<bool, StoreError> {
+        let updated = crate::on_pool!(self, |pool| sqlx::query(
+            "UPDATE users SET role = $2 WHERE id = $1"
+        )
+        .bind(user_id.to_string())
+        .bind(role)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(updated == 1)
     }
 
     /// The user with this (normalised) email, if any.
@@ -69,17 +87,18 @@ impl Store {
         &self,
         email: &str,
     ) -> Result<Option<UserCredentials>, StoreError> {
-        let row: Option<(String, String, String)> = crate::on_pool!(self, |pool| {
-            sqlx::query_as("SELECT id, org_id, password_hash FROM users WHERE email = $1")
+        let row: Option<(String, String, String, String)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, org_id, password_hash, role FROM users WHERE email = $1")
                 .bind(email)
                 .fetch_optional(pool)
                 .await
         })?;
-        row.map(|(user_id, org_id, password_hash)| {
+        row.map(|(user_id, org_id, password_hash, role)| {
             Ok(UserCredentials {
                 user_id: parse_id(&user_id)?,
                 org_id: parse_id(&org_id)?,
                 password_hash,
+                role,
             })
         })
         .transpose()
@@ -189,6 +208,7 @@ impl Store {
                 .bind(admin.org_id.to_string())
                 .bind(admin.email)
                 .bind(admin.password_hash)
+                .bind(admin.role)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -16,7 +16,7 @@ use trigger_engine::app::App;
 use trigger_engine::commands::Commands;
 use trigger_engine::config::{ServeConfig, StoreConfig};
 use trigger_engine::connections::{Connections, EncryptionKey};
-use trigger_engine::identity::Identity;
+use trigger_engine::identity::{Identity, Role};
 use trigger_engine::projector::ProjectionHandle;
 use trigger_engine::store::Store;
 use uuid::Uuid;
@@ -335,13 +335,24 @@ impl TestApp {
             .position
     }
 
-    /// A new organisation with one user, signed in through `POST /token` over HTTP.
+    /// A new organisation with one user, a `member` (who may do everything on triggers,
+    /// connections and runs), signed in through `POST /token` over HTTP.
     pub async fn sign_up(&self) -> Session {
+        self.sign_up_as(Role::Member).await
+    }
+
+    /// Like [`Self::sign_up`], the user having `role`.
+    pub async fn sign_up_as(&self, role: Role) -> Session {
         let org_id = self.identity.create_org("test organisation").await.unwrap();
+        self.join(org_id, role).await
+    }
+
+    /// Another user of `org_id`, with `role`, signed in through `POST /token` over HTTP.
+    pub async fn join(&self, org_id: Uuid, role: Role) -> Session {
         let email = format!("{}@example.com", Uuid::new_v4().simple());
         let user_id = self
             .identity
-            .create_user(org_id, &email, "a password")
+            .create_user(org_id, &email, "a password", role)
             .await
             .unwrap();
         let token = self.token(&email, "a password").await;

@@ -2,6 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use trigger_engine::identity::Role;
 use uuid::Uuid;
 
 use crate::helpers::{
@@ -367,7 +368,7 @@ async fn it_should_refuse_missing_bad_and_expired_tokens(db: TestDb) {
     let session = app.sign_up().await;
     let org = app.identity.create_org("another").await.unwrap();
     app.identity
-        .create_user(org, "late@example.com", "pw")
+        .create_user(org, "late@example.com", "pw", Role::Member)
         .await
         .unwrap();
     let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);

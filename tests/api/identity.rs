@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use trigger_engine::identity::{Identity, IdentityError, DEFAULT_TOKEN_TTL};
+use trigger_engine::identity::{Identity, IdentityError, Role, DEFAULT_TOKEN_TTL};
 use trigger_engine::store::Store;
 use uuid::Uuid;
 
@@ -27,6 +27,7 @@ crate::on_every_store!(
     it_should_not_bootstrap_a_store_that_has_users,
     it_should_create_organisations_users_and_keys_from_the_command_line,
     it_should_name_what_is_wrong_when_an_admin_command_fails,
+    it_should_create_users_of_each_role_and_change_roles_from_the_command_line,
 );
 
 async fn identity(store: &Arc<Store>) -> Identity {
@@ -46,7 +47,7 @@ async fn it_should_grant_a_token_for_the_right_password_only(db: TestDb) {
     let identity = identity(&app.store).await;
     let org_id = identity.create_org("Acme").await.unwrap();
     let user_id = identity
-        .create_user(org_id, "Alice@Example.com", "correct horse")
+        .create_user(org_id, "Alice@Example.com", "correct horse", Role::Member)
         .await
         .unwrap();
     let now = Utc::now();
@@ -88,19 +89,23 @@ async fn it_should_refuse_users_it_cannot_register(db: TestDb) {
     let org_id = identity.create_org("Acme").await.unwrap();
     let other_org = identity.create_org("Globex").await.unwrap();
     identity
-        .create_user(org_id, "alice@example.com", "pw")
+        .create_user(org_id, "alice@example.com", "pw", Role::Member)
         .await
         .unwrap();
 
     let refused = [
         identity
-            .create_user(other_org, "ALICE@example.com", "pw")
+            .create_user(other_org, "ALICE@example.com", "pw", Role::Member)
             .await,
         identity
-            .create_user(Uuid::new_v4(), "bob@example.com", "pw")
+            .create_user(Uuid::new_v4(), "bob@example.com", "pw", Role::Member)
             .await,
-        identity.create_user(org_id, "bob", "pw").await,
-        identity.create_user(org_id, "bob@example.com", "").await,
+        identity
+            .create_user(org_id, "bob", "pw", Role::Member)
+            .await,
+        identity
+            .create_user(org_id, "bob@example.com", "", Role::Member)
+            .await,
     ];
     assert!(matches!(refused[0], Err(IdentityError::DuplicateEmail)));
     assert!(matches!(
@@ -122,7 +127,7 @@ async fn it_should_expire_a_token_at_its_expiry_time(db: TestDb) {
     let identity = Identity::load(app.store.clone(), ttl).await.unwrap();
     let org_id = identity.create_org("Acme").await.unwrap();
     identity
-        .create_user(org_id, "alice@example.com", "pw")
+        .create_user(org_id, "alice@example.com", "pw", Role::Member)
         .await
         .unwrap();
     let issued_at = Utc::now();
@@ -149,7 +154,7 @@ async fn it_should_accept_tokens_issued_before_a_restart(db: TestDb) {
     let before = identity(&app.store).await;
     let org_id = before.create_org("Acme").await.unwrap();
     let user_id = before
-        .create_user(org_id, "alice@example.com", "pw")
+        .create_user(org_id, "alice@example.com", "pw", Role::Member)
         .await
         .unwrap();
     let now = Utc::now();
@@ -184,7 +189,7 @@ async fn it_should_give_every_process_the_same_signing_key(db: TestDb) {
     .expect("every process loads the key");
     let org_id = identities[0].create_org("Acme").await.unwrap();
     identities[1]
-        .create_user(org_id, "alice@example.com", "pw")
+        .create_user(org_id, "alice@example.com", "pw", Role::Member)
         .await
         .unwrap();
     let now = Utc::now();
@@ -291,8 +296,8 @@ async fn it_should_bootstrap_an_admin_once_and_only_once(db: TestDb) {
         .access_token;
     let principal = identities[2].verify_token(&token, now).unwrap();
     assert_eq!(
-        (principal.user_id, principal.org_id),
-        (admin.user_id, admin.org_id)
+        (principal.user_id, principal.org_id, principal.role),
+        (admin.user_id, admin.org_id, Role::Admin)
     );
 
     assert!(identities[0].has_users().await.unwrap());
@@ -329,7 +334,7 @@ async fn it_should_not_bootstrap_a_store_that_has_users(db: TestDb) {
     let identity = identity(&app.store).await;
     let org_id = identity.create_org("Acme").await.unwrap();
     identity
-        .create_user(org_id, "alice@example.com", "pw")
+        .create_user(org_id, "alice@example.com", "pw", Role::Member)
         .await
         .unwrap();
     assert!(identity
@@ -485,5 +490,92 @@ async fn it_should_name_what_is_wrong_when_an_admin_command_fails(db: TestDb) {
         assert!(output.stdout.is_empty(), "{command:?} printed to stdout");
         assert!(stderr.contains(&expected), "{command:?}: {stderr}");
     }
+    app.shutdown().await;
+}
+
+async fn it_should_create_users_of_each_role_and_change_roles_from_the_command_line(db: TestDb) {
+    let app = spawn_app(&db).await;
+    let org = object(&admin(&db, &["create-org", "Acme"], None).await);
+    let org_id = id(&org, "org_id");
+    let org_text = org_id.to_string();
+    let create = |email: &str, role: Option<&str>| {
+        let mut args = [
+            "create-user",
+            "--org",
+            &org_text,
+            "--email",
+            email,
+            "--password",
+            "pw",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(role) = role {
+            args.extend(["--role".to_owned(), role.to_owned()]);
+        }
+        args
+    };
+    let identity = identity(&app.store).await;
+    let role_of = |email: &'static str| {
+        let identity = identity.clone();
+        async move {
+            let now = Utc::now();
+            let token = identity.password_grant(email, "pw", now).await.unwrap();
+            identity
+                .verify_token(&token.access_token, now)
+                .unwrap()
+                .role
+        }
+    };
+
+    // The default is `member`; each role can be asked for.
+    let member = object(&admin(&db, &create("member@example.com", None), None).await);
+    assert_eq!(member["role"], "member");
+    assert_eq!(role_of("member@example.com").await, Role::Member);
+    for (email, role) in [
+        ("auditor@example.com", Role::Auditor),
+        ("boss@example.com", Role::Admin),
+        ("member2@example.com", Role::Member),
+    ] {
+        let created = object(&admin(&db, &create(email, Some(role.as_str())), None).await);
+        assert_eq!(created["role"], role.as_str());
+        assert_eq!(role_of(email).await, role, "{email}");
+    }
+
+    // set-role changes it for the tokens issued from then on.
+    let member_id = id(&member, "user_id").to_string();
+    let changed = object(
+        &admin(
+            &db,
+            &["set-role", "--user", &member_id, "--role", "auditor"],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(changed["user_id"], member_id);
+    assert_eq!(changed["role"], "auditor");
+    assert_eq!(role_of("member@example.com").await, Role::Auditor);
+
+    let unknown = Uuid::new_v4().to_string();
+    for (command, expected) in [
+        (
+            vec!["set-role", "--user", &unknown, "--role", "admin"],
+            format!("no user {unknown}"),
+        ),
+        (
+            vec!["set-role", "--user", &member_id, "--role", "root"],
+            "root".to_owned(),
+        ),
+        (vec!["set-role", "--user", &member_id], "--role".to_owned()),
+    ] {
+        let output = admin(&db, &command, None).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command:?} succeeded");
+        assert!(output.stdout.is_empty(), "{command:?} printed to stdout");
+        assert!(stderr.contains(&expected), "{command:?}: {stderr}");
+    }
+    let refused = admin(&db, &create("root@example.com", Some("root")), None).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("possible values"));
     app.shutdown().await;
 }

@@ -22,6 +22,7 @@ mod outage;
 mod outbound;
 mod pollers;
 mod projections;
+mod roles;
 mod schedules;
 mod streams;
 mod typeform;

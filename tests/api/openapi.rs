@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use trigger_engine::identity::Role;
 
 use crate::helpers::{eventually, spawn_app, spawn_app_with, Session, TestApp, TestDb};
 
@@ -428,7 +429,7 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "post",
             "/projects/{project_id}/triggers",
             &[
-                "201", "401", "409", "413", "415", "422", "429", "500", "503",
+                "201", "401", "403", "409", "413", "415", "422", "429", "500", "503",
             ],
         ),
         ("get", "/triggers", &["200", "401", "429", "500", "503"]),
@@ -441,21 +442,21 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "delete",
             "/triggers/{project_trigger_id}",
             &[
-                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+                "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
             ],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/enable",
             &[
-                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+                "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
             ],
         ),
         (
             "post",
             "/triggers/{project_trigger_id}/disable",
             &[
-                "204", "401", "404", "409", "422", "429", "500", "502", "503",
+                "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
             ],
         ),
         (
@@ -472,12 +473,16 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "post",
             "/connections",
-            &["201", "401", "413", "415", "422", "429", "500", "503"],
+            &[
+                "201", "401", "403", "413", "415", "422", "429", "500", "503",
+            ],
         ),
         (
             "delete",
             "/connections/{connection_id}",
-            &["204", "401", "404", "409", "422", "429", "500", "503"],
+            &[
+                "204", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
         ),
         (
             "post",
@@ -509,7 +514,9 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "post",
             "/runs/{run_id}/retry",
-            &["202", "401", "404", "409", "422", "429", "500", "503"],
+            &[
+                "202", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
         ),
         (
             "post",
@@ -775,7 +782,7 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         json!(["type", "title", "status", "detail"])
     );
     // Every member an error can carry: `field` (422), `error` and `error_description` (the token
-    // endpoint), `check` (503 from /readyz).
+    // endpoint), `role` (403), `check` (503 from /readyz).
     let members: BTreeSet<String> = [
         "type",
         "title",
@@ -784,6 +791,7 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         "field",
         "error",
         "error_description",
+        "role",
         "check",
     ]
     .map(String::from)
@@ -792,6 +800,28 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
 
     let url = |path: &str| format!("{}{path}", app.address);
     let http = &app.http;
+
+    // An auditor's write: refused as documented, naming the role.
+    let auditor = app.sign_up_as(Role::Auditor).await;
+    let forbidden = app
+        .request(
+            Method::DELETE,
+            &format!("/connections/{}", uuid::Uuid::new_v4()),
+            &auditor,
+        )
+        .send()
+        .await
+        .unwrap();
+    let forbidden = assert_documented(
+        &document,
+        "delete",
+        "/connections/{connection_id}",
+        forbidden,
+    )
+    .await;
+    assert_eq!(forbidden["type"], "/problems/forbidden");
+    assert_eq!(forbidden["role"], "auditor");
+
     let token_path = "/token";
     let token = http
         .post(url(token_path))
@@ -1074,7 +1104,7 @@ async fn it_should_describe_the_refusals_of_the_rate_limits_and_of_readiness(db:
     let email = "limited@example.com";
     let user_id = app
         .identity
-        .create_user(org_id, email, "a password")
+        .create_user(org_id, email, "a password", Role::Member)
         .await
         .unwrap();
     let grant = || {

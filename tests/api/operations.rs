@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use trigger_engine::identity::Role;
 
 use crate::helpers::{
     eventually, spawn_app, spawn_app_with, Session, TestApp, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD,
@@ -85,7 +86,7 @@ async fn it_should_refuse_token_attempts_over_the_limit_for_one_username_and_add
 
     let org = app.identity.create_org("another").await.unwrap();
     app.identity
-        .create_user(org, "someone@example.com", "their password")
+        .create_user(org, "someone@example.com", "their password", Role::Member)
         .await
         .unwrap();
     let other = password_grant(&app, "someone@example.com", "their password").await;
