@@ -182,6 +182,14 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Live event streams never end by themselves; the graceful shutdown waits for every
+        // response, so they are ended as soon as shutdown begins.
+        let event_streams = http::events::EventStreams::default();
+        let closing = event_streams.clone();
+        let shutdown = async move {
+            shutdown.await;
+            closing.close_all();
+        };
         let state = AppState {
             store: self.store.clone(),
             commands: self.commands.clone(),
@@ -196,6 +204,7 @@ impl App {
             ready_max_lag: self.ready_max_lag,
             webhook_apps: self.webhook_apps.clone(),
             pollers: self.pollers.clone(),
+            event_streams: event_streams.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

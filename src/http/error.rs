@@ -25,6 +25,9 @@ use aggregates::{RunError, TriggerError};
 /// request in this many seconds. Longer outages (a failover) just take several retries.
 pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
+/// When an organisation at its most open event streams may try again.
+pub const STREAM_RETRY_AFTER_SECS: u64 = 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401: no bearer token, or one that is malformed, forged or expired. Carries the
@@ -71,6 +74,10 @@ pub enum ApiError {
     /// least 1) after which a retry can pass.
     #[error("too many requests; retry in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 429: the organisation has as many event streams open as it may (`GET /events` with
+    /// `Accept: text/event-stream`). Carries `Retry-After`.
+    #[error("this organisation already has {0} event streams open, the most it may; close one, or read pages without following")]
+    TooManyStreams(usize),
     /// 500: a fault on our side; the cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -115,7 +122,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::OAuth { status, .. } => *status,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -137,7 +144,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "/problems/unsupported-media-type",
             Self::Invalid { .. } => "/problems/invalid-field",
             Self::OAuth { .. } => "/problems/oauth",
-            Self::TooManyRequests { .. } => "/problems/too-many-requests",
+            Self::TooManyRequests { .. } | Self::TooManyStreams(_) => "/problems/too-many-requests",
             Self::Internal(_) => "/problems/internal",
             Self::Unavailable { .. } | Self::StoreUnavailable(_) => "/problems/unavailable",
             Self::BadGateway(_) => "/problems/provider-failed",
@@ -242,6 +249,12 @@ impl IntoResponse for ApiError {
         }
         if let Self::TooManyRequests { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if let Self::TooManyStreams(_) = self {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STREAM_RETRY_AFTER_SECS),
+            );
         }
         // A readiness refusal (a lagging read model, an unreachable store) is as passing as an
         // outage met by a request: the same wait suits a balancer's next probe.

@@ -305,7 +305,7 @@ fn history_event(event: &LoggedEvent, data: Value) -> HistoryEvent {
 }
 
 /// A stored payload is `{"<EventType>": {fields}}`; the fields are what an auditor reads.
-fn event_data(payload: &Value) -> Value {
+pub(super) fn event_data(payload: &Value) -> Value {
     match payload {
         Value::Object(map) if map.len() == 1 => map.values().next().cloned().unwrap_or_default(),
         other => other.clone(),
@@ -315,7 +315,10 @@ fn event_data(payload: &Value) -> Value {
 /// A trigger event's fields, its `trigger_config` (on create and on update) redacted by the
 /// trigger's definition; without one (a definition the catalogue no longer has, an event that
 /// does not read) the config is shown as `null` rather than risk a secret.
-fn redacted_trigger_data(event: &LoggedEvent, definition: Option<&TriggerDefinition>) -> Value {
+pub(super) fn redacted_trigger_data(
+    event: &LoggedEvent,
+    definition: Option<&TriggerDefinition>,
+) -> Value {
     let mut data = event_data(&event.payload);
     if let Value::Object(fields) = &mut data {
         if let Some(config) = fields.get_mut("trigger_config") {

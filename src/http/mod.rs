@@ -9,6 +9,7 @@
 //! - [`connections`]: the organisation's connections (credentials for providers), write-only.
 //! - [`providers`]: the native trigger catalogue.
 //! - [`runs`]: a trigger's runs, retrying one, and its test samples.
+//! - [`events`]: `GET /events`, the organisation's events from the log, as pages or live (SSE).
 //! - [`history`]: a trigger's and a run's events for auditors, and a trigger as it stood at any moment.
 //! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
 //! - [`pollers`]: the deprecated URL that polls a polling trigger now.
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod connections;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod history;
@@ -79,6 +81,8 @@ pub struct AppState {
     pub webhook_apps: WebhookApps,
     /// Polls a polling trigger on demand (the deprecated polling key URL).
     pub pollers: Poller,
+    /// The live event streams open, per organisation, and their shutdown signal.
+    pub event_streams: events::EventStreams,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).
@@ -100,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(runs::router())
         .merge(history::router())
+        .merge(events::router())
         .merge(schedules::router())
         .merge(pollers::router())
         .merge(metrics::router())

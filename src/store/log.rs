@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::streams::Streamed;
 use super::{Store, StoreError};
@@ -104,6 +105,34 @@ impl Store {
             sqlx::query_as(&sql)
                 .bind(aggregate_type)
                 .bind(aggregate_id)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(events)
+    }
+
+    /// Up to `limit` of `org_id`'s events after position `after` and at most `until`, in
+    /// position order. `until` bounds the scan, so an organisation with few events in a long log
+    /// costs a bounded read per page rather than the whole log.
+    pub async fn org_log(
+        &self,
+        org_id: Uuid,
+        after: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        // `->>` reads a JSON member as text on both PostgreSQL (jsonb) and SQLite (3.38+).
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE position > $1 AND position <= $2 AND metadata ->> 'org_id' = $3
+              ORDER BY position LIMIT $4"
+        );
+        let events = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(after)
+                .bind(until)
+                .bind(org_id.to_string())
+                .bind(limit)
                 .fetch_all(pool)
                 .await
         })?;

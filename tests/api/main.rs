@@ -7,6 +7,7 @@ mod cli;
 mod connections;
 mod crash;
 mod durability;
+mod events;
 mod executor;
 mod feed_server;
 mod health;

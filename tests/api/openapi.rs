@@ -163,6 +163,7 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "Get Run History",
         true,
     ),
+    ("get", "/events", "get_events", "Get Events", true),
     (
         "post",
         "/organizations/{org_id}/triggers/{project_trigger_id}/webhook/key/{api_key}",
@@ -510,6 +511,11 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "get",
             "/runs/{run_id}/history",
             &["200", "401", "404", "422", "429", "500", "503"],
+        ),
+        (
+            "get",
+            "/events",
+            &["200", "401", "422", "429", "500", "503"],
         ),
         (
             "post",
