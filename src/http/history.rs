@@ -101,9 +101,9 @@ pub struct HistoryQuery {
     #[param(minimum = 0)]
     after_sequence: Option<i64>,
     /// The trigger as it stood at this instant (RFC 3339): events committed at or before it.
-    /// Not with `at_position`.
+    /// With `at_position` too, the earlier of the two points.
     as_of: Option<DateTime<Utc>>,
-    /// The trigger as it stood once the log reached this position. Not with `as_of`.
+    /// The trigger as it stood once the log reached this position.
     #[param(minimum = 0)]
     at_position: Option<i64>,
 }
@@ -150,12 +150,8 @@ async fn trigger_history(
     let Query(query) =
         query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
     let limit = page_size(query.limit)?;
-    if query.as_of.is_some() && query.at_position.is_some() {
-        return Err(ApiError::invalid(
-            "at_position",
-            "give `as_of` or `at_position`, not both",
-        ));
-    }
+    non_negative("after_sequence", query.after_sequence)?;
+    non_negative("at_position", query.at_position)?;
     // The read model keeps deleted triggers' records, so it tells the owner of either.
     let owned = state
         .store
@@ -169,10 +165,12 @@ async fn trigger_history(
         .store
         .stream_history(TriggerStream::TYPE, &id.to_string())
         .await?;
-    let point = |event: &&LoggedEvent| match (query.as_of, query.at_position) {
-        (Some(as_of), _) => event.recorded_at <= as_of,
-        (None, Some(position)) => event.position <= position,
-        (None, None) => true,
+    // With both, the earlier of the two points: the events that are before each.
+    let point = |event: &&LoggedEvent| {
+        query.as_of.is_none_or(|as_of| event.recorded_at <= as_of)
+            && query
+                .at_position
+                .is_none_or(|position| event.position <= position)
     };
     let upto: Vec<&LoggedEvent> = events.iter().take_while(point).collect();
 
@@ -237,6 +235,7 @@ async fn run_history(
     let Query(query) =
         query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
     let limit = page_size(query.limit)?;
+    non_negative("after_sequence", query.after_sequence)?;
     let owned = state
         .store
         .run_view(id)
@@ -270,6 +269,13 @@ fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
             "limit",
             format!("must be between 1 and {MAX_PAGE}"),
         ))
+    }
+}
+
+fn non_negative(field: &str, value: Option<i64>) -> Result<(), ApiError> {
+    match value {
+        Some(value) if value < 0 => Err(ApiError::invalid(field, "must not be negative")),
+        _ => Ok(()),
     }
 }
 

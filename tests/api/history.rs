@@ -171,6 +171,22 @@ async fn it_should_show_a_trigger_as_it_stood_at_any_point_even_once_deleted(db:
     let as_of = history(format!("as_of={}", urlencode(enabled_at))).await;
     assert_eq!(as_of["state"]["status"], "ENABLED", "{as_of}");
     assert_eq!(as_of["events"].as_array().unwrap().len(), 2);
+    // Both: the earlier of the two points.
+    let both = history(format!(
+        "as_of={}&at_position={}",
+        urlencode(enabled_at),
+        position(0)
+    ))
+    .await;
+    assert_eq!(both["state"]["status"], "DISABLED", "{both}");
+    assert_eq!(both["events"].as_array().unwrap().len(), 1);
+    let both = history(format!(
+        "as_of={}&at_position={}",
+        urlencode(enabled_at),
+        position(3)
+    ))
+    .await;
+    assert_eq!(both["state"]["status"], "ENABLED", "{both}");
     let before = history("as_of=2000-01-01T00:00:00Z".into()).await;
     assert_eq!(before["state"], Value::Null);
     assert_eq!(before["events"], json!([]));
@@ -231,8 +247,9 @@ async fn it_should_page_a_history_and_refuse_what_it_cannot_read(db: TestDb) {
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=501", "limit"),
-        ("as_of=2020-01-01T00:00:00Z&at_position=3", "at_position"),
         ("as_of=yesterday", "query"),
+        ("at_position=-1", "at_position"),
+        ("after_sequence=-1", "after_sequence"),
     ] {
         let response = page(query).await.unwrap();
         assert_eq!(
