@@ -3,7 +3,7 @@
 //! any moment. The same reading as `trigger-engine history`, over HTTP and scoped to the caller's
 //! organisation, with secrets redacted as `GET /triggers/{id}` redacts them.
 
-use aggregates::{Run as RunStream, Trigger as TriggerStream, TriggerEvent};
+use aggregates::{Run as RunStream, Trigger as TriggerStream};
 use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -152,30 +152,47 @@ async fn trigger_history(
     let limit = page_size(query.limit)?;
     non_negative("after_sequence", query.after_sequence)?;
     non_negative("at_position", query.at_position)?;
-    // The read model keeps deleted triggers' records, so it tells the owner of either.
-    let owned = state
+    // The read model keeps deleted triggers' records, so it tells the owner of either, and the
+    // definition that says which config fields are secrets.
+    let record = state
         .store
         .trigger_view(id)
         .await?
-        .is_some_and(|view| view.record.org_id == caller.org_id);
-    if !owned {
-        return Err(ApiError::NotFound("trigger"));
-    }
-    let events = state
-        .store
-        .stream_history(TriggerStream::TYPE, &id.to_string())
-        .await?;
-    // With both, the earlier of the two points: the events that are before each.
-    let point = |event: &&LoggedEvent| {
-        query.as_of.is_none_or(|as_of| event.recorded_at <= as_of)
-            && query
-                .at_position
-                .is_none_or(|position| event.position <= position)
-    };
-    let upto: Vec<&LoggedEvent> = events.iter().take_while(point).collect();
+        .map(|view| view.record)
+        .filter(|record| record.org_id == caller.org_id)
+        .ok_or(ApiError::NotFound("trigger"))?;
+    let definition = Catalogue::builtin().find(&record.provider_id, &record.trigger_id);
+    let stream_id = id.to_string();
+    let after_sequence = query.after_sequence.unwrap_or(0);
 
     let (mut stood, mut deleted_at, mut state_position) = (None, None, None);
-    if query.as_of.is_some() || query.at_position.is_some() {
+    let (page, next_after_sequence) = if query.as_of.is_none() && query.at_position.is_none() {
+        // Only the page is read: a polling trigger's stream grows by thousands of cursor moves.
+        let events = state
+            .store
+            .stream_page(
+                TriggerStream::TYPE,
+                &stream_id,
+                after_sequence,
+                limit as i64 + 1,
+            )
+            .await?;
+        let (page, next) = paged(&events.iter().collect::<Vec<_>>(), None, limit);
+        (page.into_iter().cloned().collect::<Vec<_>>(), next)
+    } else {
+        // The state at a point needs every event up to it, folded as the aggregate does.
+        let events = state
+            .store
+            .stream_history(TriggerStream::TYPE, &stream_id)
+            .await?;
+        // With both, the earlier of the two points: the events that are before each.
+        let point = |event: &&LoggedEvent| {
+            query.as_of.is_none_or(|as_of| event.recorded_at <= as_of)
+                && query
+                    .at_position
+                    .is_none_or(|position| event.position <= position)
+        };
+        let upto: Vec<&LoggedEvent> = events.iter().take_while(point).collect();
         let mut trigger = TriggerStream::default();
         for event in &upto {
             if let Some(decoded) = event.trigger_event()? {
@@ -187,12 +204,11 @@ async fn trigger_history(
             deleted_at = record.deleted_at;
             stood = Some(Trigger::from(record.clone()));
         }
-    }
-
-    let definition = definition_of(&events);
-    let (page, next_after_sequence) = paged(&upto, query.after_sequence, limit);
+        let (page, next) = paged(&upto, query.after_sequence, limit);
+        (page.into_iter().cloned().collect::<Vec<_>>(), next)
+    };
     let events = page
-        .into_iter()
+        .iter()
         .map(|event| history_event(event, redacted_trigger_data(event, definition)))
         .collect();
     Ok(Json(TriggerHistory {
@@ -246,10 +262,14 @@ async fn run_history(
     }
     let events = state
         .store
-        .stream_history(RunStream::TYPE, &id.to_string())
+        .stream_page(
+            RunStream::TYPE,
+            &id.to_string(),
+            query.after_sequence.unwrap_or(0),
+            limit as i64 + 1,
+        )
         .await?;
-    let all: Vec<&LoggedEvent> = events.iter().collect();
-    let (page, next_after_sequence) = paged(&all, query.after_sequence, limit);
+    let (page, next_after_sequence) = paged(&events.iter().collect::<Vec<_>>(), None, limit);
     Ok(Json(RunHistory {
         run_id: id,
         events: page
@@ -336,16 +356,4 @@ pub(super) fn redacted_trigger_data(
         }
     }
     data
-}
-
-/// The definition of the trigger a stream is about, named by its first event.
-fn definition_of(events: &[LoggedEvent]) -> Option<&'static TriggerDefinition> {
-    match events.first()?.trigger_event().ok()?? {
-        TriggerEvent::TriggerCreated {
-            provider_id,
-            trigger_id,
-            ..
-        } => Catalogue::builtin().find(&provider_id, &trigger_id),
-        _ => None,
-    }
 }

@@ -111,6 +111,32 @@ impl Store {
         Ok(events)
     }
 
+    /// Up to `limit` of one stream's events after `after_sequence`, in order: a page of its
+    /// history, read by the stream key's index however long the stream is.
+    pub async fn stream_page(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+              ORDER BY sequence LIMIT $4"
+        );
+        let events = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(after_sequence)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(events)
+    }
+
     /// Up to `limit` of `org_id`'s events after position `after` and at most `until`, in
     /// position order. `until` bounds the scan, so an organisation with few events in a long log
     /// costs a bounded read per page rather than the whole log.
