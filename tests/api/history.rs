@@ -94,6 +94,44 @@ async fn it_should_answer_a_triggers_history_as_the_cli_reads_it(db: TestDb) {
         };
         assert_eq!(at(http), at(cli));
     }
+
+    // And the state at each point is the one the command folds.
+    for event in events {
+        let position = event["position"].as_i64().unwrap();
+        let http: Value = app
+            .request(
+                Method::GET,
+                &format!("/triggers/{id}/history?at_position={position}"),
+                &session,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cli = lines(
+            &engine(
+                &db,
+                &["history", &id, "--at-position", &position.to_string()],
+            )
+            .await,
+        );
+        let cli_state = &cli.last().unwrap()["state"];
+        for field in [
+            "project_trigger_id",
+            "project_id",
+            "provider_id",
+            "trigger_id",
+            "status",
+        ] {
+            assert_eq!(
+                http["state"][field], cli_state[field],
+                "{field} at {position}"
+            );
+        }
+        assert_eq!(http["state_position"], cli.last().unwrap()["position"]);
+    }
     app.shutdown().await;
 }
 
