@@ -11,6 +11,7 @@
 //! - [`runs`]: a trigger's runs, retrying one, and its test samples.
 //! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
 //! - [`pollers`]: the deprecated URL that polls a polling trigger now.
+//! - [`log`]: `GET /log/head` and `GET /log/verify`, the tamper-evident log for auditors.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
@@ -23,6 +24,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod log;
 pub mod metrics;
 pub mod openapi;
 pub mod pollers;
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(schedules::router())
         .merge(pollers::router())
+        .merge(log::router())
         .merge(metrics::router())
         .split_for_parts();
     routes

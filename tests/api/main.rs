@@ -12,6 +12,7 @@ mod feed_server;
 mod health;
 mod http_triggers;
 mod identity;
+mod log;
 mod multiprocess;
 mod nul;
 mod openapi;
