@@ -668,6 +668,75 @@ mod tests {
     const DOCUMENTED_SECOND: &str =
         "f332e920c536849d8fc40a647ffe7cfd61fe0cfe3c2e78d33add05adedb054b3";
 
+    /// The script docs/operations.md gives auditors computes what the engine does (skipped where
+    /// there is no `python3`).
+    #[test]
+    fn it_should_agree_with_the_documented_script() {
+        let docs = include_str!("../../docs/operations.md");
+        let script = docs
+            .split("```python\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/operations.md holds the script");
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("verify_chain.py");
+        std::fs::write(&path, script).unwrap();
+        let event = documented_event();
+        let second = LoggedEvent {
+            position: 2,
+            sequence: 2,
+            ..event.clone()
+        };
+        let mut rows = String::new();
+        for (event, hash) in [(&event, DOCUMENTED_FIRST), (&second, DOCUMENTED_SECOND)] {
+            let mut row = serde_json::to_value(event).unwrap();
+            let row = row.as_object_mut().unwrap();
+            for (from, to) in [
+                ("aggregate_type", "stream_type"),
+                ("aggregate_id", "stream_id"),
+                ("event_type", "type"),
+                ("event_version", "version"),
+            ] {
+                let value = row.remove(from).unwrap();
+                row.insert(to.into(), value);
+            }
+            row.insert(
+                "recorded_at".into(),
+                canonical_time(&event.recorded_at).into(),
+            );
+            row.insert("hash".into(), hash.into());
+            rows.push_str(&serde_json::to_string(row).unwrap());
+            rows.push('\n');
+        }
+        let child = std::process::Command::new("python3")
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("skipped: no python3");
+            return;
+        };
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rows.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap().trim(),
+            format!("holds through position 2: {DOCUMENTED_SECOND}")
+        );
+    }
+
     #[test]
     fn it_should_link_the_same_whether_split_or_whole() {
         let event = documented_event();
