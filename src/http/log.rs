@@ -182,7 +182,13 @@ async fn verify(
     }
     // Nothing beyond the head exists yet to be verified: the answer's `to` says how far it went.
     let head = state.store.chain_head().await?.position;
-    let to = to.min(head).max(from - 1);
+    if from > head + 1 {
+        return Err(ApiError::invalid(
+            "from",
+            format!("lies beyond the log's head, {head}"),
+        ));
+    }
+    let to = to.min(head);
     let verdict = state.store.verify_chain(from, Some(to)).await?;
     Ok(Json(LogVerdict {
         from,

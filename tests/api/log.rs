@@ -193,6 +193,16 @@ async fn it_should_answer_the_head_log_verify_computes(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(too_long.status(), 422);
+    let beyond = app
+        .request(Method::GET, "/log/verify?from=8", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), 422);
+    // Right after the head there is nothing to verify, and that holds.
+    let after_head = http_verdict(&app, &session, "?from=7").await;
+    assert_eq!(after_head["holds"], true);
+    assert_eq!(after_head["verified_to"], 6);
     for path in ["/log/head", "/log/verify"] {
         let anonymous = app
             .http
