@@ -22,6 +22,7 @@ crate::on_every_store!(
     it_should_expose_a_rewritten_chain_to_a_recorded_head,
     it_should_chain_a_log_written_before_the_chain,
     it_should_keep_one_chain_across_two_processes,
+    it_should_keep_one_chain_across_two_appenders_racing,
 );
 
 async fn log_verify(db: &TestDb, args: &[&str]) -> (Output, Value) {
@@ -411,4 +412,46 @@ async fn it_should_keep_one_chain_across_two_processes(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(head, json!({"position": 200, "hash": verdict["hash"]}));
+}
+
+/// Two stores (two appender tasks, each with its own idea of the head) on one PostgreSQL, sixteen
+/// writers each: most batches find the head moved by the other, many several times in a row, so
+/// both the retried statement and the locked fallback chain onto the other's events.
+async fn it_should_keep_one_chain_across_two_appenders_racing(db: TestDb) {
+    if !db.is_postgres() {
+        return;
+    }
+    let app = spawn_app(&db).await;
+    let other = std::sync::Arc::new(Store::connect(&db.url, 16).await.unwrap());
+    let commands = [
+        app.commands.clone(),
+        trigger_engine::commands::Commands::new(other.clone(), app.projections.clone()),
+    ];
+    let mut writers = Vec::new();
+    for commands in &commands {
+        for _ in 0..16 {
+            let commands = commands.clone();
+            writers.push(tokio::spawn(async move {
+                for _ in 0..20 {
+                    let (id, create) = crate::helpers::create_action(Uuid::new_v4());
+                    commands
+                        .execute(
+                            id,
+                            crate::helpers::command(create),
+                            &crate::helpers::request_id(),
+                        )
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let verdict = other.verify_chain(1, None).await.unwrap();
+    assert_eq!(verdict.broken, None);
+    assert_eq!(verdict.to, 640);
+    other.close().await;
+    app.shutdown().await;
 }
