@@ -9,6 +9,10 @@
 //! A writer may hand over several streams' appends as one [`AppendGroup`]: they commit together
 //! or not at all (a poll's new runs and its cursor move, for instance). A group is never split
 //! across statements that commit apart.
+//!
+//! The task also keeps the log's chain of hashes (see [`super::chain`]): it numbers the batch,
+//! stamps it and hashes it from the head it last wrote, before the statement, so that the hashing
+//! adds no round trip and never runs under the head's lock.
 
 use std::sync::Arc;
 
