@@ -367,18 +367,13 @@ async fn write_postgres(
             recorded_at: None,
         });
         let links = link(&expected, rows);
-        let answer = append_postgres(pool, &columns, &expected, &links)
-            .await
-            .map_err(into_store_error)?;
+        let answer = append_postgres(pool, &columns, &expected, &links).await?;
         match answer {
             Appended::Written(written) => return Ok(written),
             Appended::Moved(now) => *head = Some(now),
         }
     }
-    let written = write_postgres_locked(pool, &columns, rows)
-        .await
-        .map_err(into_store_error)??;
-    Ok(written)
+    write_postgres_locked(pool, &columns, rows).await
 }
 
 /// The same statement with the head locked first, in a transaction: sure to pass, at the cost of
@@ -387,25 +382,23 @@ async fn write_postgres_locked(
     pool: &PgPool,
     columns: &Columns<'_>,
     rows: &[Prepared<'_>],
-) -> Result<Result<Head, StoreError>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+) -> Result<Head, StoreError> {
+    let mut tx = pool.begin().await.map_err(into_store_error)?;
     let (position, hash, recorded_at): (i64, Option<Vec<u8>>, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT position, hash, recorded_at FROM event_log_head FOR UPDATE")
             .fetch_one(&mut *tx)
-            .await?;
-    let expected = match Head::read(position, hash, recorded_at) {
-        Ok(head) => head,
-        Err(error) => return Ok(Err(error)),
-    };
+            .await
+            .map_err(into_store_error)?;
+    let expected = Head::read(position, hash, recorded_at)?;
     let links = link(&expected, rows);
     let answer = append_postgres(&mut *tx, columns, &expected, &links).await?;
-    tx.commit().await?;
-    Ok(match answer {
+    tx.commit().await.map_err(into_store_error)?;
+    match answer {
         Appended::Written(head) => Ok(head),
         Appended::Moved(_) => Err(StoreError::Corrupt(
             "the log head moved while locked".into(),
         )),
-    })
+    }
 }
 
 /// A PostgreSQL batch as one array per column.
@@ -450,7 +443,7 @@ async fn append_postgres<'e>(
     columns: &Columns<'_>,
     expected: &Head,
     links: &Links,
-) -> Result<Appended, sqlx::Error> {
+) -> Result<Appended, StoreError> {
     let total = columns.sequences.len() as i64;
     let last = *links.hashes.last().expect("a batch has rows");
     let hashes: Vec<&[u8]> = links.hashes.iter().map(|hash| hash.as_slice()).collect();
@@ -497,7 +490,8 @@ async fn append_postgres<'e>(
         .bind(&columns.event_ids)
         .bind(hashes)
         .fetch_one(executor)
-        .await?;
+        .await
+        .map_err(into_store_error)?;
     if written == total {
         return Ok(Appended::Written(Head {
             position,
@@ -505,10 +499,7 @@ async fn append_postgres<'e>(
             recorded_at: Some(links.recorded_at),
         }));
     }
-    match Head::read(position, hash, recorded_at) {
-        Ok(head) => Ok(Appended::Moved(head)),
-        Err(error) => Err(sqlx::Error::Decode(Box::new(error))),
-    }
+    Ok(Appended::Moved(Head::read(position, hash, recorded_at)?))
 }
 
 /// One writer at a time: read the head, chain the rows onto it, move it, and insert the rows in
