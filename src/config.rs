@@ -62,6 +62,9 @@ pub enum Command {
     History(HistoryArgs),
     /// Print the global event log, one JSON object a line.
     Events(EventsArgs),
+    /// Check the tamper-evident chain of the global log.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Create organisations, users and API keys. Each prints one JSON object.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -334,6 +337,38 @@ pub struct EventsArgs {
     /// Keep printing new events as they are appended, until interrupted.
     #[arg(long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum LogCommand {
+    /// Recompute the chain of hashes; exit 0 if it holds, 1 naming the first position that does
+    /// not. Prints one JSON object: the verdict and the head it reached.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Start at this position, taking the hash stored before it as given (1: the whole log).
+    #[arg(long, default_value_t = 1)]
+    pub from: i64,
+    /// A head recorded earlier, `POSITION:HASH` (hex, as `GET /log/head` answers): the event at
+    /// POSITION must still carry HASH. May be given several times.
+    #[arg(long, value_parser = parse_recorded_head)]
+    pub expect: Vec<(i64, [u8; 32])>,
+}
+
+fn parse_recorded_head(text: &str) -> Result<(i64, [u8; 32]), String> {
+    let (position, hash) = text
+        .split_once(':')
+        .ok_or("expected POSITION:HASH, e.g. 42:9f86d0...")?;
+    let position = position
+        .parse()
+        .map_err(|error| format!("position `{position}`: {error}"))?;
+    let hash = hex::decode(hash)
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or("the hash must be 64 hexadecimal digits")?;
+    Ok((position, hash))
 }
 
 #[derive(Debug, Clone, Subcommand)]

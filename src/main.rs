@@ -46,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&cli.store).await?;
             cli::events::run(&store, &args, &mut stdout().lock()).await
         }
+        Command::Log(command) => {
+            let store = open_store(&cli.store).await?;
+            cli::log::run(&store, &command, &mut stdout().lock()).await
+        }
         Command::Admin(command) => {
             let store = Arc::new(open_store(&cli.store).await?);
             let identity = Identity::load(store, DEFAULT_TOKEN_TTL).await?;

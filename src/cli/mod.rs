@@ -3,12 +3,14 @@
 //! # Layout
 //! - [`history`]: one trigger's events and its state at a point in time.
 //! - [`events`]: the global log, optionally followed.
+//! - [`log`]: `log verify`, recomputing the log's chain of hashes.
 //! - [`projections`]: read-model status and rebuild.
 //! - [`admin`]: organisations, users and API keys.
 
 pub mod admin;
 pub mod events;
 pub mod history;
+pub mod log;
 pub mod projections;
 
 use std::io::Write;

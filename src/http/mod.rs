@@ -13,6 +13,7 @@
 //! - [`history`]: a trigger's and a run's events for auditors, and a trigger as it stood at any moment.
 //! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
 //! - [`pollers`]: the deprecated URL that polls a polling trigger now.
+//! - [`log`]: `GET /log/head` and `GET /log/verify`, the tamper-evident log for auditors.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
 //!   `GET /docs`, Swagger UI showing it.
@@ -28,6 +29,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod history;
+pub mod log;
 pub mod metrics;
 pub mod openapi;
 pub mod pollers;
@@ -107,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(schedules::router())
         .merge(pollers::router())
+        .merge(log::router())
         .merge(metrics::router())
         .split_for_parts();
     routes

@@ -70,7 +70,8 @@ pub(crate) fn decode<A: Streamed>(
     Ok(serde_json::from_value(payload)?)
 }
 
-const COLUMNS: &str = "position, CAST(event_id AS TEXT) AS event_id, recorded_at, aggregate_type,
+pub(crate) const COLUMNS: &str =
+    "position, CAST(event_id AS TEXT) AS event_id, recorded_at, aggregate_type,
     aggregate_id, sequence, event_type, event_version, payload, metadata";
 
 /// Up to `$2` events after position `$1`, in position order.

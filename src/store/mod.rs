@@ -8,6 +8,8 @@
 //! - [`streams`]: load an aggregate (snapshot plus newer events) and append to its stream.
 //! - `appender`: group commit, so concurrent appends share one statement and one commit.
 //! - [`log`]: the global log in position order, and one stream's history.
+//! - [`chain`]: the tamper-evident chain of hashes over the log: its canonical form, the back-fill
+//!   of older logs, and verification.
 //! - [`views`]: projecting into read models with their checkpoints; the trigger read model.
 //! - [`nodes`]: engine processes sharing the store, by heartbeat.
 //! - [`run_views`]: the run read model: a trigger's runs, and the executors' queue of due runs.
@@ -15,6 +17,7 @@
 //! - [`connections`]: connections to providers, their credentials sealed (a plain table).
 
 mod appender;
+pub mod chain;
 pub mod connections;
 pub mod identity;
 pub mod log;
@@ -309,7 +312,9 @@ impl Store {
                     .await?
             }
         }
-        Ok(())
+        // Migration 0008 added the chain; SQL cannot write its canonical form, so the events
+        // already there are chained here, once.
+        self.chain_existing().await
     }
 
     /// The backend's name, for logs and status output.

@@ -50,5 +50,20 @@ async fn it_should_keep_acknowledged_writes_when_killed_right_after(db: TestDb) 
         let expected = if n == 4 { "ENABLED" } else { "DISABLED" };
         assert_eq!(trigger["status"], expected);
     }
+    // The restarted process chains onto the head the killed one left.
+    let enable = http
+        .post(format!("{address}/triggers/{}/enable", acknowledged[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enable.status(), 204);
     engine.kill().await.unwrap();
+    let store = trigger_engine::store::Store::connect(&db.url, 1)
+        .await
+        .unwrap();
+    let verdict = store.verify_chain(1, None).await.unwrap();
+    assert_eq!(verdict.broken, None);
+    assert!(verdict.to >= 7, "two lives' events: {}", verdict.to);
+    store.close().await;
 }

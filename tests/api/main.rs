@@ -14,6 +14,7 @@ mod health;
 mod history;
 mod http_triggers;
 mod identity;
+mod log;
 mod multiprocess;
 mod nul;
 mod openapi;

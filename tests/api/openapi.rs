@@ -195,6 +195,8 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     ("get", "/healthz", "health", "Health", false),
     ("get", "/readyz", "readiness", "Readiness", false),
     ("get", "/metrics", "metrics", "Metrics", false),
+    ("get", "/log/head", "get_log_head", "Get Log Head", true),
+    ("get", "/log/verify", "verify_log", "Verify Log", true),
 ];
 
 const HTTP_METHODS: &[&str] = &[
@@ -549,6 +551,12 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),
         ("get", "/metrics", &["200", "500"]),
+        ("get", "/log/head", &["200", "401", "429", "500", "503"]),
+        (
+            "get",
+            "/log/verify",
+            &["200", "401", "422", "429", "500", "503"],
+        ),
     ];
     assert_eq!(expected.len(), OPERATIONS.len());
     for (method, path, statuses) in expected {
