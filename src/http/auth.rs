@@ -6,7 +6,7 @@
 //! alone ([`required_role`]): reads are open to every role, anything else needs `member`. The
 //! OpenAPI document states the same rule per operation (`x-required-role`), from the same function.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::Method;
@@ -30,6 +30,24 @@ pub fn required_role(method: &Method) -> Role {
     } else {
         Role::Member
     }
+}
+
+/// The routes open to a set of roles rather than to a role and those above it.
+/// `GET /log/verify` reads the whole global log (every organisation's positions): it is for
+/// auditors and administrators, not for members going about their work.
+const AUDIT_ONLY: &[&str] = &["/log/verify"];
+
+/// The roles that may call `method` on the route `path` (its template, e.g.
+/// `/triggers/{project_trigger_id}`): the one place both the check and the document read.
+pub fn allowed_roles(method: &Method, path: &str) -> Vec<Role> {
+    if AUDIT_ONLY.contains(&path) {
+        return vec![Role::Auditor, Role::Admin];
+    }
+    let required = required_role(method);
+    Role::ALL
+        .into_iter()
+        .filter(|role| role.allows(required))
+        .collect()
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -58,11 +76,15 @@ impl FromRequestParts<AppState> for Caller {
         // Counted here, where the organisation is first known and before the handler reads the
         // body or writes anything: a refused request costs a signature check and nothing more.
         state.rate_limits.check_org(principal.org_id)?;
-        let required = required_role(&parts.method);
-        if !principal.role.allows(required) {
+        let path = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path(), MatchedPath::as_str);
+        let allowed = allowed_roles(&parts.method, path);
+        if !allowed.contains(&principal.role) {
             return Err(ApiError::Forbidden {
                 role: principal.role,
-                required,
+                allowed,
             });
         }
         Ok(Self(principal))

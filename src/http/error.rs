@@ -25,6 +25,16 @@ use aggregates::{RunError, TriggerError};
 /// request in this many seconds. Longer outages (a failover) just take several retries.
 pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
+/// Roles as a sentence names them: "`member` or `admin`".
+fn names(roles: &[Role]) -> String {
+    let quoted: Vec<String> = roles.iter().map(|role| format!("`{role}`")).collect();
+    match quoted.split_last() {
+        None => "no role".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// When an organisation at its most open event streams may try again.
 pub const STREAM_RETRY_AFTER_SECS: u64 = 10;
 
@@ -43,8 +53,8 @@ pub enum ApiError {
     InvalidApiKey,
     /// 403: the caller's role does not allow the request (an `auditor` writing); `role` names the
     /// caller's role. Refused before anything was read or written.
-    #[error("the `{role}` role may not do this: it needs the `{required}` role or above")]
-    Forbidden { role: Role, required: Role },
+    #[error("the `{role}` role may not do this: it is open to {}", names(allowed))]
+    Forbidden { role: Role, allowed: Vec<Role> },
     /// 404: no such resource, or one that belongs to another organisation (indistinguishable).
     #[error("{0} not found")]
     NotFound(&'static str),

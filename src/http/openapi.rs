@@ -23,7 +23,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::auth::required_role;
+use super::auth::allowed_roles;
 use super::error::responses::{
     BadSignature, Conflict, Forbidden, Gone, InternalError, InvalidApiKey, InvalidField,
     NotConfiguredOrUnavailable, NotFound, OAuthError, PayloadTooLarge, ProviderFailed,
@@ -47,9 +47,14 @@ pub const DOCS_PATH: &str = "/docs";
 /// "Successful Response" descriptions) appears to use: clients generated from either agree.
 pub const OAUTH2_PASSWORD: &str = "OAuth2PasswordBearer";
 
-/// The operation extension that names the least role an operation needs (`auditor`, `member` or
-/// `admin`), on every operation that takes a bearer token.
+/// The operation extension that names the least role that may call an operation (`auditor`,
+/// `member` or `admin`), on every operation that takes a bearer token.
 pub const REQUIRED_ROLE: &str = "x-required-role";
+
+/// The operation extension that lists every role that may call it: the roles from
+/// [`REQUIRED_ROLE`] up, except on the few operations open to a set of roles
+/// (`GET /log/verify`: `auditor` and `admin`).
+pub const ALLOWED_ROLES: &str = "x-allowed-roles";
 
 /// Tags: the seed API's one section, and what the engine serves beyond it.
 pub const TRIGGERS: &str = "Triggers";
@@ -76,9 +81,10 @@ pub const HISTORY: &str = "History";
             `POST /token`). Every user has a role: `auditor` (read-only: every GET), `member` \
             (everything on triggers, connections and runs) or `admin` (everything). Each \
             operation that takes a bearer token names the least role it needs in its \
-            `x-required-role` extension, and says so in its description; a caller whose role \
-            is below it gets 403 `/problems/forbidden` naming the caller's role, and nothing is \
-            recorded. The role is the one the access token was issued with: a role change takes \
+            `x-required-role` extension and every role that may call it in `x-allowed-roles` \
+            (the roles from the least up, except `GET /log/verify`: `auditor` and `admin`), \
+            and says so in its description; a caller of another role gets 403 \
+            `/problems/forbidden` naming the caller's role, and nothing is recorded. The role is the one the access token was issued with: a role change takes \
             effect with the user's next token. The URLs that carry an API key need no role."
     ),
     modifiers(&SecuritySchemes),
@@ -177,11 +183,11 @@ fn declare_catalogue(mut document: Value) -> Value {
     document
 }
 
-/// Adds to every operation that takes a bearer token the least role it needs, as the
-/// [`REQUIRED_ROLE`] extension and a sentence of its description, and, where that role is above
-/// `auditor`, the 403 its callers of a lesser role get. The role follows from the method through
-/// [`required_role`], which the `Caller` extractor checks: the document cannot say one thing and
-/// the engine do another, nor a new write operation go without its 403.
+/// Adds to every operation that takes a bearer token the roles that may call it: the least as
+/// the [`REQUIRED_ROLE`] extension, all of them as [`ALLOWED_ROLES`], a sentence of its
+/// description, and the 403 that the other roles get. They come from [`allowed_roles`], which the
+/// `Caller` extractor checks: the document cannot say one thing and the engine do another, nor a
+/// new write operation go without its 403.
 fn declare_roles(mut document: Value) -> Value {
     let Some(paths) = document["paths"].as_object_mut() else {
         return document;
@@ -190,52 +196,68 @@ fn declare_roles(mut document: Value) -> Value {
     const OPERATIONS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
     ];
-    for (method, operation) in paths
-        .values_mut()
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.iter_mut())
-        .filter(|(key, operation)| OPERATIONS.contains(&key.as_str()) && operation.is_object())
-    {
-        let Ok(method) = axum::http::Method::from_bytes(method.to_uppercase().as_bytes()) else {
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
             continue;
         };
-        let takes_token = operation["security"]
-            .as_array()
-            .is_some_and(|requirements| {
-                requirements
-                    .iter()
-                    .any(|requirement| requirement.get(OAUTH2_PASSWORD).is_some())
-            });
-        if !takes_token {
-            continue;
-        }
-        let required = required_role(&method);
-        operation[REQUIRED_ROLE] = json!(required.as_str());
-        let allowed: Vec<String> = Role::ALL
-            .into_iter()
-            .filter(|role| role.allows(required))
-            .map(|role| format!("`{role}`"))
-            .collect();
-        let sentence = if required == Role::Auditor {
-            format!("Open to every role ({}).", allowed.join(", "))
-        } else {
-            format!(
-                "Needs the `{required}` role or above ({}): a caller of a lesser role is refused \
-                 with 403 and nothing is recorded.",
-                allowed.join(", ")
-            )
-        };
-        operation["description"] = match operation["description"].as_str() {
-            Some(description) if !description.is_empty() => {
-                json!(format!("{description}\n\n{sentence}"))
+        for (method, operation) in item
+            .iter_mut()
+            .filter(|(key, operation)| OPERATIONS.contains(&key.as_str()) && operation.is_object())
+        {
+            let Ok(method) = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
+            else {
+                continue;
+            };
+            let takes_token = operation["security"]
+                .as_array()
+                .is_some_and(|requirements| {
+                    requirements
+                        .iter()
+                        .any(|requirement| requirement.get(OAUTH2_PASSWORD).is_some())
+                });
+            if takes_token {
+                declare_operation_roles(operation, &allowed_roles(&method, path));
             }
-            _ => json!(sentence),
-        };
-        if required > Role::Auditor {
-            operation["responses"]["403"] = json!({ "$ref": "#/components/responses/Forbidden" });
         }
     }
     document
+}
+
+fn declare_operation_roles(operation: &mut Value, allowed: &[Role]) {
+    let least = allowed.iter().min().copied().unwrap_or(Role::Admin);
+    operation[REQUIRED_ROLE] = json!(least.as_str());
+    operation[ALLOWED_ROLES] = json!(allowed.iter().map(|role| role.as_str()).collect::<Vec<_>>());
+    let names: Vec<String> = allowed.iter().map(|role| format!("`{role}`")).collect();
+    let everyone = allowed.len() == Role::ALL.len();
+    let ranked = allowed
+        == Role::ALL
+            .into_iter()
+            .filter(|role| role.allows(least))
+            .collect::<Vec<_>>();
+    let sentence = if everyone {
+        format!("Open to every role ({}).", names.join(", "))
+    } else if ranked {
+        format!(
+            "Needs the `{least}` role or above ({}): a caller of a lesser role is refused with \
+             403 and nothing is recorded.",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "Open to the {} roles only: a caller of another role is refused with 403 and \
+             nothing is recorded.",
+            names.join(" and ")
+        )
+    };
+    operation["description"] = match operation["description"].as_str() {
+        Some(description) if !description.is_empty() => {
+            json!(format!("{description}\n\n{sentence}"))
+        }
+        _ => json!(sentence),
+    };
+    if !everyone {
+        operation["responses"]["403"] = json!({ "$ref": "#/components/responses/Forbidden" });
+    }
 }
 
 /// The create body of one catalogue trigger.

@@ -10,6 +10,8 @@ use trigger_engine::store::chain::{self, BreakReason, GENESIS};
 use trigger_engine::store::Store;
 use uuid::Uuid;
 
+use trigger_engine::identity::Role;
+
 use crate::helpers::{admin_token, spawn_app, start_engine, Session, TestApp, TestDb};
 
 crate::on_every_store!(
@@ -86,7 +88,7 @@ async fn assert_broken_at(db: &TestDb, app: &TestApp, position: i64, reason: &st
         "stderr names the position: {stderr}"
     );
 
-    let session = app.sign_up().await;
+    let session = app.sign_up_as(Role::Auditor).await;
     let verdict = http_verdict(app, &session, "?from=1").await;
     assert_eq!(verdict["holds"], false, "{verdict}");
     assert_eq!(
@@ -143,7 +145,7 @@ async fn it_should_keep_the_chain_under_concurrent_writers(db: TestDb) {
 
 async fn it_should_answer_the_head_log_verify_computes(db: TestDb) {
     let app = spawn_app(&db).await;
-    let session = app.sign_up().await;
+    let session = app.sign_up_as(Role::Auditor).await;
     let empty: Value = app
         .request(Method::GET, "/log/head", &session)
         .send()

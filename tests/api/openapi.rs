@@ -555,7 +555,7 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         (
             "get",
             "/log/verify",
-            &["200", "401", "422", "429", "500", "503"],
+            &["200", "401", "403", "422", "429", "500", "503"],
         ),
     ];
     assert_eq!(expected.len(), OPERATIONS.len());
