@@ -11,6 +11,7 @@
 //! - [`catalogue`]: the native triggers each provider offers, their config schemas and samples.
 //! - [`registration`]: webhooks the engine registers at providers (Typeform), in step with
 //!   triggers.
+//! - [`providers`]: one folder per provider: its API clients (more moving in, issue 11).
 //! - [`projector`]: tails the log into the read model; read-your-writes waits.
 //! - [`rebuild`]: blue/green rebuild of a read model.
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
@@ -38,6 +39,7 @@ pub mod nul;
 pub mod outbound;
 pub mod poller;
 pub mod projector;
+pub mod providers;
 pub mod rebuild;
 pub mod registration;
 pub mod runs;
