@@ -8,15 +8,13 @@
 //! A config schema is a JSON Schema (draft 2020-12) so that a client can build its form from the
 //! very document the engine validates with.
 //!
-//! The definitions are data compiled into the engine; each provider is one file under
-//! `providers/`, named once in the list in `providers/mod.rs`.
+//! The definitions are data compiled into the engine; each provider writes its own in its folder
+//! under `crate::providers` (its `catalogue.rs`), as [`TriggerSpec`]s.
 //!
 //! # Layout
-//! - `providers`: one file per provider, building its definitions with `serde_json::json!`.
 //! - `validation`: compiles the schemas and turns a schema violation into a [`ConfigError`].
 //! - `redaction`: removes `writeOnly` fields from a config, following the schema.
 
-mod providers;
 mod redaction;
 mod validation;
 
@@ -26,10 +24,12 @@ mod tests;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use aggregates::Schedule;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+
+use crate::providers::ProviderId;
+pub use validation::IANA_TIME_ZONE;
 
 /// How a trigger learns that something happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -43,11 +43,27 @@ pub enum TriggerKind {
     Scheduled,
 }
 
+/// A trigger as its provider writes it; the catalogue adds the provider id and compiles the
+/// schema.
+pub struct TriggerSpec {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub kind: TriggerKind,
+    pub event_type: Option<&'static str>,
+    pub event_action: Option<&'static str>,
+    pub config_schema: Value,
+    pub sample_payload: Value,
+}
+
 /// One native trigger, as `GET /providers/{provider_id}/triggers/{trigger_id}` shows it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct TriggerDefinition {
     /// The provider, e.g. `stripe`.
     pub provider_id: String,
+    /// The same, typed, for finding what the provider supplies.
+    #[serde(skip)]
+    pub provider: ProviderId,
     /// The trigger, unique within its provider, e.g. `on_customer_created`.
     pub trigger_id: String,
     /// A short name for people.
@@ -81,9 +97,10 @@ impl TriggerDefinition {
     /// when the schema requires nothing (it is checked as the empty object, so the error names
     /// the first field that is missing).
     ///
-    /// A schedule's config is also read as the scheduler will read it: the schema checks a cron
-    /// expression's characters only, and a value it cannot check (minute 60, Quartz's `L`) must
-    /// be refused when the trigger is created, not found out when it should fire.
+    /// The config is then read as its provider will read it ([`Provider::check_config`]), which
+    /// refuses what a schema cannot say (a cron expression's values, say).
+    ///
+    /// [`Provider::check_config`]: crate::providers::Provider::check_config
     pub fn validate_config(&self, config: Option<&Value>) -> Result<(), ConfigError> {
         static EMPTY: LazyLock<Value> = LazyLock::new(|| Value::Object(Default::default()));
         let config = match config {
@@ -91,13 +108,9 @@ impl TriggerDefinition {
             Some(config) => config,
         };
         validation::validate(&self.validator, &self.config_schema, config)?;
-        if self.provider_id == "schedule" {
-            Schedule::from_config(config).map_err(|e| ConfigError {
-                field: e.field,
-                reason: e.reason,
-            })?;
-        }
-        Ok(())
+        self.provider
+            .provider()
+            .check_config(&self.trigger_id, config)
     }
 
     /// The config schema as tools that know only standard JSON Schema read it: embeddable (no
@@ -142,31 +155,33 @@ impl Catalogue {
     /// The catalogue compiled into this engine, built on first use.
     pub fn builtin() -> &'static Catalogue {
         static BUILTIN: LazyLock<Catalogue> =
-            LazyLock::new(|| Catalogue::from_providers(providers::all()));
+            LazyLock::new(|| Catalogue::from_providers(ProviderId::ALL));
         &BUILTIN
     }
 
     /// Builds a catalogue from providers' data. The data is compiled in and checked by the tests,
     /// so a duplicate id or a schema that does not compile is a bug in this crate: it panics.
-    fn from_providers(all: Vec<providers::Provider>) -> Catalogue {
+    fn from_providers(all: &[ProviderId]) -> Catalogue {
         let mut catalogue = BTreeMap::new();
-        for provider in all {
-            let mut triggers: Vec<TriggerDefinition> = Vec::with_capacity(provider.triggers.len());
-            for trigger in provider.triggers {
+        for &provider in all {
+            let specs = provider.provider().triggers();
+            let mut triggers: Vec<TriggerDefinition> = Vec::with_capacity(specs.len());
+            for trigger in specs {
                 assert!(
                     triggers.iter().all(|t| t.trigger_id != trigger.id),
                     "compiled-in catalogue declares {}/{} twice",
-                    provider.id,
+                    provider,
                     trigger.id
                 );
                 let validator = validation::compile(&trigger.config_schema).unwrap_or_else(|e| {
                     panic!(
                         "compiled-in config schema of {}/{} does not compile: {e}",
-                        provider.id, trigger.id
+                        provider, trigger.id
                     )
                 });
                 triggers.push(TriggerDefinition {
-                    provider_id: provider.id.to_owned(),
+                    provider_id: provider.as_str().to_owned(),
+                    provider,
                     trigger_id: trigger.id.to_owned(),
                     name: trigger.name.to_owned(),
                     description: trigger.description.to_owned(),
@@ -178,11 +193,10 @@ impl Catalogue {
                     validator: Arc::new(validator),
                 });
             }
-            let previous = catalogue.insert(provider.id.to_owned(), triggers);
+            let previous = catalogue.insert(provider.as_str().to_owned(), triggers);
             assert!(
                 previous.is_none(),
-                "compiled-in catalogue declares provider {} twice",
-                provider.id
+                "compiled-in catalogue declares provider {provider} twice",
             );
         }
         Catalogue {

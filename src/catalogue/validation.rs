@@ -18,7 +18,7 @@ const ROOT: &str = "trigger_config";
 /// A `format` of our own, for schedule time zones: the scheduler resolves the name with
 /// `chrono-tz`, so validation accepts exactly the names the scheduler can use. A client that does
 /// not know the format treats it as an annotation, as draft 2020-12 intends.
-pub(super) const IANA_TIME_ZONE: &str = "iana-time-zone";
+pub const IANA_TIME_ZONE: &str = "iana-time-zone";
 
 /// `schema` as a tool that knows only standard JSON Schema can use it (the OpenAPI document, a
 /// client generator): the `$schema` of a root dropped, so it can be embedded, and each format of

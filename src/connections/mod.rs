@@ -23,6 +23,7 @@ pub use cipher::EncryptionKey;
 pub use credentials::Credentials;
 
 use crate::catalogue::Catalogue;
+use crate::providers::ProviderId;
 use crate::store::{Store, StoreError};
 use cipher::{associated_data, Cipher};
 
@@ -65,14 +66,13 @@ pub enum ConnectionError {
     Store(#[from] StoreError),
 }
 
-/// The credentials a provider's connections must hold, because the engine uses them. Other
-/// providers' connections may hold any non-empty object.
+/// The credentials a provider's connections must hold, because the engine uses them
+/// ([`Provider::connection_credentials`]). Other providers' connections may hold any non-empty
+/// object.
+///
+/// [`Provider::connection_credentials`]: crate::providers::Provider::connection_credentials
 pub fn required_credentials(provider_id: &str) -> &'static [&'static str] {
-    match provider_id {
-        // The personal or OAuth access token the Create/Delete webhook calls send as a bearer.
-        "typeform" => &["access_token"],
-        _ => &[],
-    }
+    ProviderId::of(provider_id).map_or(&[], |id| id.provider().connection_credentials())
 }
 
 /// What a caller asks to create.

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::ApiPath;
 use super::webhooks::{mark_deprecated, verify_org_key};
 use super::AppState;
-use crate::poller::{PollError, PROVIDERS};
+use crate::poller::{is_polled, PollError};
 
 // The key URL is served on purpose: its handler is `#[deprecated]` so that utoipa marks the
 // operation deprecated in the document.
@@ -65,9 +65,7 @@ async fn poll_with_api_key(
         .trigger_view(id)
         .await?
         .map(|view| view.record)
-        .filter(|record| {
-            record.org_id == org_id && PROVIDERS.contains(&record.provider_id.as_str())
-        })
+        .filter(|record| record.org_id == org_id && is_polled(&record.provider_id))
         .ok_or(ApiError::NotFound("polling trigger"))?;
     if record.is_deleted() {
         return Err(ApiError::Gone("trigger"));

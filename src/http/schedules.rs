@@ -123,7 +123,7 @@ async fn upcoming(
         .await?
         .map(|view| view.record)
         .filter(|record| record.org_id == caller.org_id && !record.is_deleted())
-        .filter(|record| record.provider_id == PROVIDER)
+        .filter(|record| record.provider_id == PROVIDER.as_str())
         .ok_or(ApiError::NotFound("schedule trigger"))?;
     let config = record.trigger_config.clone().unwrap_or(Value::Null);
     let schedule = Schedule::from_config(&config)
@@ -199,7 +199,7 @@ async fn fire_with_api_key(
         .trigger_view(id)
         .await?
         .map(|view| view.record)
-        .filter(|record| record.org_id == org_id && record.provider_id == PROVIDER)
+        .filter(|record| record.org_id == org_id && record.provider_id == PROVIDER.as_str())
         .ok_or(ApiError::NotFound("schedule trigger"))?;
     if record.is_deleted() {
         return Err(ApiError::Gone("trigger"));

@@ -29,9 +29,9 @@ use super::extract::ApiPath;
 use super::request_id::RequestId;
 use super::AppState;
 use crate::catalogue::{Catalogue, TriggerKind};
+use crate::providers::{github, slack, ProviderId};
 use crate::runs::Fired;
 use crate::webhooks::inbound::{self, idempotency_key, Refusal, Target, Verdict};
-use crate::webhooks::signatures;
 
 // The key URL is served on purpose: its handler is `#[deprecated]` so that utoipa marks the
 // operation deprecated in the document.
@@ -92,11 +92,11 @@ async fn receive(
         body: &body,
         now: Utc::now(),
     };
-    match webhook_id.as_str() {
-        "slack" => delivery.to_slack_app().await,
-        "github" => delivery.to_github_app().await,
-        id => {
-            let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound("webhook"))?;
+    match ProviderId::of(&webhook_id) {
+        Some(ProviderId::Slack) => delivery.to_slack_app().await,
+        Some(ProviderId::Github) => delivery.to_github_app().await,
+        _ => {
+            let id = Uuid::parse_str(&webhook_id).map_err(|_| ApiError::NotFound("webhook"))?;
             delivery.to_trigger(id).await
         }
     }
@@ -245,13 +245,14 @@ impl Delivery<'_> {
             .ok_or(ApiError::NotFound("webhook trigger"))?;
         let config = record.trigger_config.clone().unwrap_or(Value::Null);
         let target = Target {
-            provider_id: &record.provider_id,
+            provider: definition.provider,
             event_type: definition.event_type.as_deref(),
             event_action: definition.event_action.as_deref(),
             config: &config,
         };
         let verdict = inbound::judge(&target, self.headers, self.body, self.now)
-            .map_err(|refusal| self.refused(&record.provider_id, refusal))?;
+            .map_err(|refusal| self.refused(&record.provider_id, refusal))?
+            .ok_or(ApiError::NotFound("webhook trigger"))?;
         self.act(&record, verdict, Actor::system("webhook")).await
     }
 
@@ -279,28 +280,30 @@ impl Delivery<'_> {
     async fn to_slack_app(&self) -> Result<Response, ApiError> {
         let secret = self.state.webhook_apps.slack.as_ref();
         let secret = secret.ok_or(ApiError::NotFound("Slack app"))?;
-        signatures::verify_slack(self.headers, self.body, &[secret.expose()], self.now)
+        slack::inbound::verify_slack(self.headers, self.body, &[secret.expose()], self.now)
             .map_err(|error| self.refused("slack", error.into()))?;
         let payload = inbound::json(self.body).map_err(|refusal| self.refused("slack", refusal))?;
         if payload.get("type").and_then(Value::as_str) == Some("url_verification") {
-            let verdict = inbound::slack(&any_target("slack"), payload)
+            let verdict = slack::inbound::judge_event(&any_target(ProviderId::Slack), payload)
                 .map_err(|refusal| self.refused("slack", refusal))?;
             return self.answer(verdict);
         }
-        self.route("slack", |target| inbound::slack(target, payload.clone()))
-            .await
+        self.route(ProviderId::Slack, |target| {
+            slack::inbound::judge_event(target, payload.clone())
+        })
+        .await
     }
 
     /// A GitHub App's deliveries: verified with the app's secret, routed by repository.
     async fn to_github_app(&self) -> Result<Response, ApiError> {
         let secret = self.state.webhook_apps.github.as_ref();
         let secret = secret.ok_or(ApiError::NotFound("GitHub app"))?;
-        signatures::verify_github(self.headers, self.body, &[secret.expose()])
+        github::inbound::verify_github(self.headers, self.body, &[secret.expose()])
             .map_err(|error| self.refused("github", error.into()))?;
         let payload =
             inbound::json(self.body).map_err(|refusal| self.refused("github", refusal))?;
-        self.route("github", |target| {
-            inbound::github(target, self.headers, payload.clone())
+        self.route(ProviderId::Github, |target| {
+            github::inbound::judge_event(target, self.headers, payload.clone())
         })
         .await
     }
@@ -309,18 +312,19 @@ impl Delivery<'_> {
     /// (the app's delivery was received; that nobody listens is not the sender's fault).
     async fn route(
         &self,
-        provider: &str,
+        provider: ProviderId,
         judge: impl Fn(&Target<'_>) -> Result<Verdict, Refusal>,
     ) -> Result<Response, ApiError> {
         let catalogue = Catalogue::builtin();
-        for view in self.state.store.enabled_trigger_views_of(provider).await? {
+        let enabled = self.state.store.enabled_trigger_views_of(provider.as_str());
+        for view in enabled.await? {
             let record = view.record;
             let Some(definition) = catalogue.find(&record.provider_id, &record.trigger_id) else {
                 continue;
             };
             let config = record.trigger_config.clone().unwrap_or(Value::Null);
             let target = Target {
-                provider_id: provider,
+                provider,
                 event_type: definition.event_type.as_deref(),
                 event_action: definition.event_action.as_deref(),
                 config: &config,
@@ -339,8 +343,14 @@ impl Delivery<'_> {
                             "app delivery over the trigger's rate limit; not fired");
                     }
                 }
-                Ok(_) => self.state.metrics.webhook(provider, "ignored"),
-                Err(refusal) => return Err(self.refused(provider, refusal)),
+                Ok(_) => self.state.metrics.webhook(provider.as_str(), "ignored"),
+                // One trigger's unreadable config is that trigger's problem: the others still
+                // hear of the delivery.
+                Err(Refusal::Unreadable(detail)) => tracing::error!(
+                    trigger = %record.project_trigger_id, %detail,
+                    "app delivery not judged: the trigger's config is unreadable"
+                ),
+                Err(refusal) => return Err(self.refused(provider.as_str(), refusal)),
             }
         }
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -397,14 +407,18 @@ impl Delivery<'_> {
                 ApiError::BadSignature(format!("webhook delivery rejected: {error}"))
             }
             Refusal::Malformed(detail) => ApiError::invalid("body", detail),
+            Refusal::Unreadable(detail) => {
+                tracing::error!(provider, %detail, "webhook delivery not judged");
+                ApiError::Internal(detail)
+            }
         }
     }
 }
 
 /// A target that only answers Slack's URL check, which concerns the app, not a trigger.
-fn any_target(provider_id: &str) -> Target<'_> {
+fn any_target(provider: ProviderId) -> Target<'static> {
     Target {
-        provider_id,
+        provider,
         event_type: None,
         event_action: None,
         config: &Value::Null,

@@ -56,13 +56,19 @@ use crate::commands::{CommandError, Commands};
 use crate::connections::Connections;
 use crate::outbound::{self, Guard, ReadError};
 use crate::projector::ProjectionHandle;
+use crate::providers::ProviderId;
 use crate::runs::{RunCommandError, Runs};
 use crate::scheduler::Membership;
 use crate::store::{Store, StoreError, StreamAppend};
 pub use cursor::{Cursor, PollStatus};
 
 /// The providers whose triggers are polled.
-pub const PROVIDERS: [&str; 2] = ["rss", "http"];
+pub fn polled_providers() -> impl Iterator<Item = ProviderId> {
+    ProviderId::ALL
+        .iter()
+        .copied()
+        .filter(|id| id.provider().polled_source().is_some())
+}
 
 /// `polling_frequency` when a trigger's config has none: the catalogue's default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -396,7 +402,7 @@ impl Poller {
             .filter(|record| {
                 record.status == TriggerStatus::Enabled
                     && !record.is_deleted()
-                    && PROVIDERS.contains(&record.provider_id.as_str())
+                    && is_polled(&record.provider_id)
             })
             .cloned()
             .ok_or(PollError::NotPollable)
@@ -444,7 +450,7 @@ impl Poller {
             record.provider_id
         )))?;
         let url = text(source).ok_or_else(|| SourceError(format!("no `{source}`")))?;
-        let (fields, header) = if record.provider_id == "rss" {
+        let (fields, header) = if ProviderId::of(&record.provider_id) == Some(ProviderId::Rss) {
             (None, None)
         } else {
             let fields = json::Fields {
@@ -594,11 +600,13 @@ impl Poller {
 /// The `trigger_config` field naming a polled provider's source: the URL a tenant aims the
 /// engine at, guarded when the trigger is created and at every poll.
 pub fn source_field(provider_id: &str) -> Option<&'static str> {
-    match provider_id {
-        "rss" => Some("feed_url"),
-        "http" => Some("url"),
-        _ => None,
-    }
+    let source = ProviderId::of(provider_id)?.provider().polled_source()?;
+    Some(source.url_field)
+}
+
+/// Whether the provider's triggers are polled.
+pub fn is_polled(provider_id: &str) -> bool {
+    source_field(provider_id).is_some()
 }
 
 /// A client error with its causes: reqwest's own message ("error sending request") hides
@@ -719,8 +727,12 @@ async fn follow(
     poller: &Poller,
 ) -> Result<(), StoreError> {
     let mut changed = Vec::new();
-    for provider in PROVIDERS {
-        changed.extend(store.trigger_views_of_since(provider, *seen).await?);
+    for provider in polled_providers() {
+        changed.extend(
+            store
+                .trigger_views_of_since(provider.as_str(), *seen)
+                .await?,
+        );
     }
     for view in changed {
         *seen = (*seen).max(view.last_position);

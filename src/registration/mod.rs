@@ -23,11 +23,6 @@
 //! and the trigger consistent on their own, but their provider calls are not ordered with each
 //! other's events: the later `PUT` or `DELETE` wins at Typeform. Retrying the last wish settles it.
 //!
-//! # Layout
-//! - [`typeform`]: the client of Typeform's webhook API.
-
-pub mod typeform;
-
 use std::sync::Arc;
 
 use aggregates::{Actor, TriggerAction, TriggerCommand, TriggerRecord, TriggerStatus};
@@ -39,8 +34,8 @@ use uuid::Uuid;
 use crate::commands::{CommandError, Commands, Executed};
 use crate::connections::{ConnectionError, Connections};
 use crate::identity::{Principal, Secret};
+use crate::providers::typeform::api::{self as typeform, FormWebhook, TypeformError};
 use crate::store::Store;
-use typeform::{FormWebhook, TypeformError};
 
 /// The configuration option naming where providers deliver.
 pub const PUBLIC_URL_OPTION: &str = "TRIGGER_ENGINE_PUBLIC_URL";
@@ -392,7 +387,7 @@ fn registers(record: &TriggerRecord) -> bool {
 }
 
 fn is_schedule(record: &TriggerRecord) -> bool {
-    record.provider_id == crate::scheduler::PROVIDER
+    record.provider_id == crate::scheduler::PROVIDER.as_str()
 }
 
 /// The id of a schedule trigger's job, recorded in its `webhook_data` while it is enabled.

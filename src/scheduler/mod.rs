@@ -44,12 +44,13 @@ use uuid::Uuid;
 
 use crate::catalogue::Catalogue;
 use crate::projector::ProjectionHandle;
+use crate::providers::ProviderId;
 use crate::runs::{RunCommandError, Runs};
 use crate::store::{Store, StreamAppend};
 pub use membership::Membership;
 
 /// The provider whose triggers the scheduler fires.
-pub const PROVIDER: &str = "schedule";
+pub const PROVIDER: ProviderId = ProviderId::Schedule;
 
 /// The longest the scheduler sleeps without looking at the read model and the clock again; also
 /// how long it waits before firing again after a firing failed (a store that refuses now is not
@@ -179,7 +180,7 @@ impl Scheduler {
     async fn follow_triggers(&mut self) -> Result<(), crate::store::StoreError> {
         let changed = self
             .store
-            .trigger_views_of_since(PROVIDER, self.seen)
+            .trigger_views_of_since(PROVIDER.as_str(), self.seen)
             .await?;
         for view in changed {
             self.seen = self.seen.max(view.last_position);

@@ -1,1 +1,50 @@
-//! GitHub.
+//! GitHub: repository webhooks, signed with the secret set on the hook; or a GitHub App's
+//! deliveries to the engine's app URL, routed by repository and installation.
+//!
+//! # Layout
+//! - `catalogue`: its triggers, one per event (and action).
+//! - [`inbound`]: `X-Hub-Signature-256`, and which deliveries fire.
+
+mod catalogue;
+pub mod inbound;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::config::{decode, SigningSecrets};
+use super::{JudgeDelivery, PolledSource, Provider};
+use crate::catalogue::{ConfigError, TriggerSpec};
+
+pub struct GitHub;
+
+/// A GitHub trigger's `trigger_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    pub signing_secret: Option<SigningSecrets>,
+    /// `owner/name`.
+    pub repository: Option<String>,
+    pub installation_id: Option<u64>,
+}
+
+impl Provider for GitHub {
+    fn triggers(&self) -> Vec<TriggerSpec> {
+        catalogue::triggers()
+    }
+
+    fn check_config(&self, _trigger_id: &str, config: &Value) -> Result<(), ConfigError> {
+        decode::<GitHubConfig>(Some(config)).map(drop)
+    }
+
+    fn connection_credentials(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn inbound(&self) -> Option<JudgeDelivery> {
+        Some(inbound::judge)
+    }
+
+    fn polled_source(&self) -> Option<PolledSource> {
+        None
+    }
+}

@@ -3,56 +3,53 @@
 
 use serde_json::{json, Value};
 
-use super::{config_schema, shared_secret, Provider, Trigger};
-use crate::catalogue::TriggerKind;
+use crate::catalogue::{TriggerKind, TriggerSpec};
+use crate::providers::schema::{config_schema, shared_secret};
 
-pub(super) fn provider() -> Provider {
-    Provider {
-        id: "github",
-        triggers: vec![
-            Trigger {
-                id: "on_push",
-                name: "On push",
-                description: "Fires when commits or tags are pushed to a repository.",
-                kind: TriggerKind::Webhook,
-                event_type: Some("push"),
-                event_action: None,
-                config_schema: github_config(),
-                sample_payload: push(),
-            },
-            Trigger {
-                id: "on_pull_request",
-                name: "On pull request activity",
-                description: "Fires on any pull request activity: opened, edited, synchronized, \
-                              closed, reopened and the rest; the payload's action says which.",
-                kind: TriggerKind::Webhook,
-                event_type: Some("pull_request"),
-                event_action: None,
-                config_schema: github_config(),
-                sample_payload: pull_request(),
-            },
-            Trigger {
-                id: "on_issue_opened",
-                name: "On issue opened",
-                description: "Fires when an issue is opened.",
-                kind: TriggerKind::Webhook,
-                event_type: Some("issues"),
-                event_action: Some("opened"),
-                config_schema: github_config(),
-                sample_payload: issue_opened(),
-            },
-            Trigger {
-                id: "on_release_published",
-                name: "On release published",
-                description: "Fires when a release is published (not when a draft is saved).",
-                kind: TriggerKind::Webhook,
-                event_type: Some("release"),
-                event_action: Some("published"),
-                config_schema: github_config(),
-                sample_payload: release_published(),
-            },
-        ],
-    }
+pub(super) fn triggers() -> Vec<TriggerSpec> {
+    vec![
+        TriggerSpec {
+            id: "on_push",
+            name: "On push",
+            description: "Fires when commits or tags are pushed to a repository.",
+            kind: TriggerKind::Webhook,
+            event_type: Some("push"),
+            event_action: None,
+            config_schema: github_config(),
+            sample_payload: push(),
+        },
+        TriggerSpec {
+            id: "on_pull_request",
+            name: "On pull request activity",
+            description: "Fires on any pull request activity: opened, edited, synchronized, \
+                          closed, reopened and the rest; the payload's action says which.",
+            kind: TriggerKind::Webhook,
+            event_type: Some("pull_request"),
+            event_action: None,
+            config_schema: github_config(),
+            sample_payload: pull_request(),
+        },
+        TriggerSpec {
+            id: "on_issue_opened",
+            name: "On issue opened",
+            description: "Fires when an issue is opened.",
+            kind: TriggerKind::Webhook,
+            event_type: Some("issues"),
+            event_action: Some("opened"),
+            config_schema: github_config(),
+            sample_payload: issue_opened(),
+        },
+        TriggerSpec {
+            id: "on_release_published",
+            name: "On release published",
+            description: "Fires when a release is published (not when a draft is saved).",
+            kind: TriggerKind::Webhook,
+            event_type: Some("release"),
+            event_action: Some("published"),
+            config_schema: github_config(),
+            sample_payload: release_published(),
+        },
+    ]
 }
 
 fn github_config() -> Value {

@@ -2,43 +2,40 @@
 
 use serde_json::{json, Value};
 
-use super::{config_schema, whsec_secret, Provider, Trigger};
-use crate::catalogue::TriggerKind;
+use crate::catalogue::{TriggerKind, TriggerSpec};
+use crate::providers::schema::{config_schema, whsec_secret};
 
-pub(super) fn provider() -> Provider {
-    Provider {
-        id: "stripe",
-        triggers: vec![
-            on_event(
-                "on_customer_created",
-                "On customer created",
-                "Fires when a customer is created in Stripe.",
-                "customer.created",
-                customer(),
-            ),
-            on_event(
-                "on_payment_intent_succeeded",
-                "On payment succeeded",
-                "Fires when a payment intent succeeds, i.e. the customer has been charged.",
-                "payment_intent.succeeded",
-                payment_intent(),
-            ),
-            on_event(
-                "on_invoice_paid",
-                "On invoice paid",
-                "Fires when an invoice is paid, whether charged automatically or paid out of band.",
-                "invoice.paid",
-                invoice(),
-            ),
-            on_event(
-                "on_checkout_session_completed",
-                "On checkout completed",
-                "Fires when a customer completes a Checkout session.",
-                "checkout.session.completed",
-                checkout_session(),
-            ),
-        ],
-    }
+pub(super) fn triggers() -> Vec<TriggerSpec> {
+    vec![
+        on_event(
+            "on_customer_created",
+            "On customer created",
+            "Fires when a customer is created in Stripe.",
+            "customer.created",
+            customer(),
+        ),
+        on_event(
+            "on_payment_intent_succeeded",
+            "On payment succeeded",
+            "Fires when a payment intent succeeds, i.e. the customer has been charged.",
+            "payment_intent.succeeded",
+            payment_intent(),
+        ),
+        on_event(
+            "on_invoice_paid",
+            "On invoice paid",
+            "Fires when an invoice is paid, whether charged automatically or paid out of band.",
+            "invoice.paid",
+            invoice(),
+        ),
+        on_event(
+            "on_checkout_session_completed",
+            "On checkout completed",
+            "Fires when a customer completes a Checkout session.",
+            "checkout.session.completed",
+            checkout_session(),
+        ),
+    ]
 }
 
 /// Every Stripe trigger is one event type on the same signed endpoint, so only the event and
@@ -49,8 +46,8 @@ fn on_event(
     description: &'static str,
     event_type: &'static str,
     object: Value,
-) -> Trigger {
-    Trigger {
+) -> TriggerSpec {
+    TriggerSpec {
         id,
         name,
         description,

@@ -1,0 +1,46 @@
+//! RSS and Atom feeds, polled; one run per new item (the poller in `crate::poller` reads them).
+
+mod catalogue;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::config::{decode, PollingFrequency};
+use super::{JudgeDelivery, PolledSource, Provider};
+use crate::catalogue::{ConfigError, TriggerSpec};
+
+pub struct Rss;
+
+/// An RSS trigger's `trigger_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RssConfig {
+    pub feed_url: String,
+    pub polling_frequency: Option<PollingFrequency>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Provider for Rss {
+    fn triggers(&self) -> Vec<TriggerSpec> {
+        catalogue::triggers()
+    }
+
+    fn check_config(&self, _trigger_id: &str, config: &Value) -> Result<(), ConfigError> {
+        decode::<RssConfig>(Some(config)).map(drop)
+    }
+
+    fn connection_credentials(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn inbound(&self) -> Option<JudgeDelivery> {
+        None
+    }
+
+    fn polled_source(&self) -> Option<PolledSource> {
+        Some(PolledSource {
+            url_field: "feed_url",
+        })
+    }
+}
