@@ -1,6 +1,7 @@
 //! The integration suite: the real engine on a real socket, over a real SQLite file and, when
 //! `TEST_DATABASE_URL` is set, a fresh PostgreSQL database. Each test runs once per backend.
 
+mod fake_stripe;
 mod helpers;
 
 mod cli;
@@ -27,5 +28,6 @@ mod projections;
 mod roles;
 mod schedules;
 mod streams;
+mod stripe_api;
 mod typeform;
 mod webhooks;

@@ -1,1 +1,3 @@
 //! Stripe.
+
+pub mod api;
