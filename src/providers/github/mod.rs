@@ -1,1 +1,3 @@
 //! GitHub.
+
+pub mod api;
