@@ -1,6 +1,8 @@
 //! The integration suite: the real engine on a real socket, over a real SQLite file and, when
 //! `TEST_DATABASE_URL` is set, a fresh PostgreSQL database. Each test runs once per backend.
 
+mod fake_github;
+mod fake_stripe;
 mod helpers;
 
 mod cli;
@@ -10,6 +12,7 @@ mod durability;
 mod events;
 mod executor;
 mod feed_server;
+mod github_api;
 mod health;
 mod history;
 mod http_triggers;
@@ -27,5 +30,6 @@ mod projections;
 mod roles;
 mod schedules;
 mod streams;
+mod stripe_api;
 mod typeform;
 mod webhooks;

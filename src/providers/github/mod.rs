@@ -4,7 +4,9 @@
 //! # Layout
 //! - `catalogue`: its triggers, one per event (and action).
 //! - [`inbound`]: `X-Hub-Signature-256`, and which deliveries fire.
+//! - [`api`]: the client of GitHub's repository hooks API.
 
+pub mod api;
 mod catalogue;
 pub mod inbound;
 

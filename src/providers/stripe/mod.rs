@@ -3,7 +3,9 @@
 //! # Layout
 //! - `catalogue`: its triggers, one per event type.
 //! - `inbound`: its signature, and which deliveries fire.
+//! - [`api`]: the client of Stripe's webhook endpoints API.
 
+pub mod api;
 mod catalogue;
 mod inbound;
 
