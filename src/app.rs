@@ -20,7 +20,7 @@ use crate::http::{self, AppState, WebhookApps};
 use crate::identity::Identity;
 use crate::poller::{self, PollSettings, Poller};
 use crate::projector::{self, ProjectionHandle};
-use crate::registration::Registration;
+use crate::registration::{ApiUrls, Registration};
 use crate::runs::Runs;
 use crate::scheduler::{self, Membership};
 use crate::store::Store;
@@ -73,7 +73,11 @@ impl App {
             store.clone(),
             commands.clone(),
             connections.clone(),
-            serve.typeform_api_url.clone(),
+            ApiUrls {
+                typeform: serve.typeform_api_url.clone(),
+                stripe: serve.stripe_api_url.clone(),
+                github: serve.github_api_url.clone(),
+            },
             serve.public_url.clone(),
         )
         .context("configuring provider webhook registration")?;

@@ -159,7 +159,8 @@ pub struct ServeConfig {
 
     /// The engine's public base URL, as providers reach it: webhooks registered at a provider
     /// deliver to `{public_url}/v1/webhooks/{project_trigger_id}`. Without it, enabling a trigger
-    /// whose webhook the engine registers (Typeform) answers 503 naming this option.
+    /// whose webhook the engine registers (Typeform, Stripe, GitHub) answers 503 naming this
+    /// option.
     #[arg(long, env = "TRIGGER_ENGINE_PUBLIC_URL")]
     pub public_url: Option<Url>,
 
@@ -171,6 +172,24 @@ pub struct ServeConfig {
         default_value = "https://api.typeform.com"
     )]
     pub typeform_api_url: Url,
+
+    /// The base URL of Stripe's API, where the engine creates and deletes webhook endpoints;
+    /// tests point it at a local server.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_STRIPE_API_URL",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_url: Url,
+
+    /// The base URL of GitHub's REST API, where the engine creates and deletes repository hooks.
+    /// `https://HOST/api/v3` for GitHub Enterprise Server; tests point it at a local server.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: Url,
 
     /// Seconds after its last heartbeat that an engine process counts as gone, and the others
     /// take over its schedules. Processes beat every third of it; shorter hands work over sooner

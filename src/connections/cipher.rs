@@ -138,6 +138,16 @@ pub fn associated_data(connection_id: Uuid, org_id: Uuid, provider_id: &str) -> 
         .into_bytes()
 }
 
+/// What a registered webhook's secret is bound to, as [`associated_data`] binds credentials: a
+/// different domain string, so a connection's sealed credentials never open as a secret.
+pub fn webhook_secret_associated_data(
+    trigger_id: Uuid,
+    org_id: Uuid,
+    provider_id: &str,
+) -> Vec<u8> {
+    format!("trigger-engine/webhook-secret/v1\0{trigger_id}\0{org_id}\0{provider_id}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,9 +23,10 @@ pub use cipher::EncryptionKey;
 pub use credentials::Credentials;
 
 use crate::catalogue::Catalogue;
+use crate::identity::Secret;
 use crate::providers::ProviderId;
 use crate::store::{Store, StoreError};
-use cipher::{associated_data, Cipher};
+use cipher::{associated_data, webhook_secret_associated_data, Cipher};
 
 /// The configuration option without which credentials can be neither sealed nor opened.
 pub const KEY_OPTION: &str = "TRIGGER_ENGINE_ENCRYPTION_KEY";
@@ -62,6 +63,9 @@ pub enum ConnectionError {
         "credentials of connection {0} do not decrypt (another key configured, or a damaged row)"
     )]
     Undecryptable(Uuid),
+    /// The secret of a trigger's registered webhook does not open with the configured key.
+    #[error("the webhook secret of trigger {0} does not decrypt (another key configured, or a damaged row)")]
+    UndecryptableWebhookSecret(Uuid),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -199,6 +203,51 @@ impl Connections {
             .and_then(|plaintext| Credentials::from_plaintext(&plaintext))
             .ok_or(ConnectionError::Undecryptable(id))?;
         Ok((connection, credentials))
+    }
+
+    /// Keeps the secret of the webhook registered at `provider_id` for a trigger, sealed, in
+    /// place of any earlier one.
+    pub async fn keep_webhook_secret(
+        &self,
+        org_id: Uuid,
+        trigger_id: Uuid,
+        provider_id: &str,
+        secret: &Secret,
+    ) -> Result<(), ConnectionError> {
+        let aad = webhook_secret_associated_data(trigger_id, org_id, provider_id);
+        let sealed = self.cipher()?.seal(&aad, secret.expose().as_bytes());
+        let now = Utc::now().trunc_subsecs(6);
+        self.inner
+            .store
+            .put_webhook_secret(trigger_id, org_id, provider_id, &sealed, now)
+            .await?;
+        Ok(())
+    }
+
+    /// The secret of the trigger's registered webhook, opened; `None` when it has none.
+    pub async fn webhook_secret(
+        &self,
+        org_id: Uuid,
+        trigger_id: Uuid,
+    ) -> Result<Option<Secret>, ConnectionError> {
+        let Some((provider_id, sealed)) =
+            self.inner.store.webhook_secret(trigger_id, org_id).await?
+        else {
+            return Ok(None);
+        };
+        let aad = webhook_secret_associated_data(trigger_id, org_id, &provider_id);
+        let plaintext = self
+            .cipher()?
+            .open(&aad, &sealed)
+            .map_err(|_| ConnectionError::UndecryptableWebhookSecret(trigger_id))?;
+        let secret = String::from_utf8(plaintext)
+            .map_err(|_| ConnectionError::UndecryptableWebhookSecret(trigger_id))?;
+        Ok(Some(Secret::new(secret)))
+    }
+
+    /// Forgets the trigger's webhook secret (its webhook is gone).
+    pub async fn forget_webhook_secret(&self, trigger_id: Uuid) -> Result<(), ConnectionError> {
+        Ok(self.inner.store.delete_webhook_secret(trigger_id).await?)
     }
 
     /// Deletes the organisation's connection and its credentials, unless a trigger still uses

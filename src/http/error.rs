@@ -458,7 +458,9 @@ impl From<ConnectionError> for ApiError {
             }
             ConnectionError::NotFound => Self::NotFound("connection"),
             ConnectionError::InUse { .. } => Self::Conflict(error.to_string()),
-            ConnectionError::Undecryptable(_) => Self::Internal(error.to_string()),
+            ConnectionError::Undecryptable(_) | ConnectionError::UndecryptableWebhookSecret(_) => {
+                Self::Internal(error.to_string())
+            }
             ConnectionError::Store(store) => store.into(),
         }
     }

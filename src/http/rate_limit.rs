@@ -188,6 +188,8 @@ mod tests {
             encryption_key: None,
             public_url: None,
             typeform_api_url: "https://api.typeform.com".parse().unwrap(),
+            stripe_api_url: "https://api.stripe.com".parse().unwrap(),
+            github_api_url: "https://api.github.com".parse().unwrap(),
             ..ServeConfig::from_env()
         }
     }

@@ -211,8 +211,8 @@ async fn create(
         .registration
         .validate_new_trigger(
             caller.org_id,
-            &body.provider_id,
-            &body.trigger_id,
+            definition.provider,
+            body.trigger_config.as_ref(),
             body.connection_id,
         )
         .await?;

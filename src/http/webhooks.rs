@@ -29,7 +29,9 @@ use super::extract::ApiPath;
 use super::request_id::RequestId;
 use super::AppState;
 use crate::catalogue::{Catalogue, TriggerKind};
+use crate::identity::Secret;
 use crate::providers::{github, slack, ProviderId};
+use crate::registration::is_registered;
 use crate::runs::Fired;
 use crate::webhooks::inbound::{self, idempotency_key, Refusal, Target, Verdict};
 
@@ -244,11 +246,18 @@ impl Delivery<'_> {
             .filter(|definition| definition.kind == TriggerKind::Webhook)
             .ok_or(ApiError::NotFound("webhook trigger"))?;
         let config = record.trigger_config.clone().unwrap_or(Value::Null);
+        let registered_secret = if record.webhook_data.is_some() && is_registered(&record) {
+            let connections = &self.state.connections;
+            connections.webhook_secret(record.org_id, id).await?
+        } else {
+            None
+        };
         let target = Target {
             provider: definition.provider,
             event_type: definition.event_type.as_deref(),
             event_action: definition.event_action.as_deref(),
             config: &config,
+            registered_secret: registered_secret.as_ref().map(Secret::expose),
         };
         let verdict = inbound::judge(&target, self.headers, self.body, self.now)
             .map_err(|refusal| self.refused(&record.provider_id, refusal))?
@@ -328,6 +337,8 @@ impl Delivery<'_> {
                 event_type: definition.event_type.as_deref(),
                 event_action: definition.event_action.as_deref(),
                 config: &config,
+                // The app's secret verified the delivery already.
+                registered_secret: None,
             };
             match judge(&target) {
                 Ok(verdict @ Verdict::Fire { .. }) => {
@@ -422,5 +433,6 @@ fn any_target(provider: ProviderId) -> Target<'static> {
         event_type: None,
         event_action: None,
         config: &Value::Null,
+        registered_secret: None,
     }
 }

@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::catalogue::{ConfigError, TriggerSpec};
+use crate::registration::WebhookRegistration;
 use crate::webhooks::inbound::{Refusal, Target, Verdict};
 use crate::webhooks::signatures::Headers;
 
@@ -136,4 +137,8 @@ pub trait Provider: Sync {
 
     /// Where its polled triggers name their source; `None` when it is not polled.
     fn polled_source(&self) -> Option<PolledSource>;
+
+    /// How the engine registers its triggers' webhooks at the provider; `None` when the user
+    /// wires them, or there is nothing to wire.
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration>;
 }

@@ -15,6 +15,7 @@
 //! - [`run_views`]: the run read model: a trigger's runs, and the executors' queue of due runs.
 //! - [`identity`]: organisations, users, API keys and token-signing keys (plain tables).
 //! - [`connections`]: connections to providers, their credentials sealed (a plain table).
+//! - [`webhook_secrets`]: secrets of webhooks registered at providers, sealed (a plain table).
 
 mod appender;
 pub mod chain;
@@ -25,6 +26,7 @@ pub mod nodes;
 pub mod run_views;
 pub mod streams;
 pub mod views;
+pub mod webhook_secrets;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -52,6 +52,19 @@ pub struct Target<'a> {
     pub event_action: Option<&'a str>,
     /// The trigger's `trigger_config` (JSON `null` when it has none).
     pub config: &'a Value,
+    /// The secret of the webhook the engine registered for the trigger, when it did (Stripe's
+    /// endpoint secret, GitHub's hook secret): the config holds none then.
+    pub registered_secret: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// The secrets a delivery may be signed with: the config's, else the registered one's.
+    pub fn secrets<'s>(&'s self, configured: Vec<&'s str>) -> Vec<&'s str> {
+        match (configured.is_empty(), self.registered_secret) {
+            (true, Some(registered)) => vec![registered],
+            _ => configured,
+        }
+    }
 }
 
 /// Verifies and interprets a delivery to a trigger's own URL, as its provider does

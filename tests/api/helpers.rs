@@ -273,6 +273,8 @@ pub async fn spawn_app_on(
         public_url: Some("https://engine.example.com".parse().unwrap()),
         // Nothing listens there: a test that reaches Typeform starts its own (`typeform.rs`).
         typeform_api_url: "http://127.0.0.1:9".parse().unwrap(),
+        stripe_api_url: "http://127.0.0.1:9".parse().unwrap(),
+        github_api_url: "http://127.0.0.1:9".parse().unwrap(),
         webhook_rate_per_second: generous,
         webhook_burst: generous,
         // Polling tests poll every few tens of milliseconds; the floor must let them. Other tests'

@@ -56,11 +56,14 @@ fn github_config() -> Value {
     config_schema(json!({
         "properties": {
             "signing_secret": shared_secret(
-                "The webhook's secret, as entered on GitHub; a list while changing it, since \
-                 deliveries already queued are signed with the old one."
+                "Only for a hook you created on GitHub yourself (or a GitHub App's): its secret, \
+                 or a list while changing it, since deliveries already queued are signed with \
+                 the old one. Without it the trigger needs a GitHub connection (`access_token`) \
+                 and `repository`, and enabling it creates the hook on the repository."
             ),
             "repository": {
-                "description": "Only events from this repository, as owner/name.",
+                "description": "Only events from this repository, as owner/name; the repository \
+                                the engine creates the hook on when it registers it.",
                 "type": "string",
                 // GitHub's rules: an owner is alphanumerics with single inner hyphens; a
                 // repository name is alphanumerics, '.', '-' and '_'.
@@ -74,7 +77,6 @@ fn github_config() -> Value {
                 "minimum": 1,
             },
         },
-        "required": ["signing_secret"],
     }))
 }
 

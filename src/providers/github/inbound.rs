@@ -16,7 +16,8 @@ pub(super) fn judge(
     _now: DateTime<Utc>,
 ) -> Result<Verdict, Refusal> {
     let config: GitHubConfig = decode(Some(target.config)).map_err(Refusal::unreadable)?;
-    verify_github(headers, body, &secrets_of(&config.signing_secret))?;
+    let secrets = target.secrets(secrets_of(&config.signing_secret));
+    verify_github(headers, body, &secrets)?;
     judge_event(target, headers, json(body)?)
 }
 
@@ -104,6 +105,7 @@ mod tests {
             event_type: Some("issues"),
             event_action: Some("opened"),
             config,
+            registered_secret: None,
         }
     }
 

@@ -9,12 +9,14 @@
 pub mod api;
 mod catalogue;
 pub mod inbound;
+mod registration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{decode, SigningSecrets};
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct GitHub;
@@ -38,12 +40,17 @@ impl Provider for GitHub {
         decode::<GitHubConfig>(Some(config)).map(drop)
     }
 
+    /// The token the repository hook calls are made with.
     fn connection_credentials(&self) -> &'static [&'static str] {
-        &[]
+        &["access_token"]
     }
 
     fn inbound(&self) -> Option<JudgeDelivery> {
         Some(inbound::judge)
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
+        Some(&registration::Registrar)
     }
 
     fn polled_source(&self) -> Option<PolledSource> {

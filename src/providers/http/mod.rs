@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::config::{decode, PollingFrequency};
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct Http;
@@ -38,6 +39,10 @@ impl Provider for Http {
     }
 
     fn inbound(&self) -> Option<JudgeDelivery> {
+        None
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
         None
     }
 

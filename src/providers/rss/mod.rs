@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::config::{decode, PollingFrequency};
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct Rss;
@@ -35,6 +36,10 @@ impl Provider for Rss {
     }
 
     fn inbound(&self) -> Option<JudgeDelivery> {
+        None
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
         None
     }
 

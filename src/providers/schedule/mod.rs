@@ -6,6 +6,7 @@ mod catalogue;
 use serde_json::Value;
 
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct Schedule;
@@ -32,6 +33,10 @@ impl Provider for Schedule {
     }
 
     fn inbound(&self) -> Option<JudgeDelivery> {
+        None
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
         None
     }
 

@@ -104,6 +104,7 @@ mod tests {
             event_type: Some("app_mention"),
             event_action: None,
             config: &config,
+            registered_secret: None,
         };
         assert_eq!(
             judge_event(

@@ -57,11 +57,12 @@ fn on_event(
         config_schema: config_schema(json!({
             "properties": {
                 "signing_secret": whsec_secret(
-                    "The endpoint's signing secret from the Stripe dashboard (whsec_...); a list \
-                     while rolling it, since Stripe signs with both until the old one expires."
+                    "Only for an endpoint you created in Stripe yourself: its signing secret \
+                     (whsec_...), or a list while rolling it, since Stripe signs with both until \
+                     the old one expires. Without it the trigger needs a Stripe connection \
+                     (`api_key`), and enabling it creates the endpoint at Stripe."
                 ),
             },
-            "required": ["signing_secret"],
         })),
         sample_payload: event(event_type, object),
     }

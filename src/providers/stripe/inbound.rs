@@ -19,7 +19,8 @@ pub(super) fn judge(
     now: DateTime<Utc>,
 ) -> Result<Verdict, Refusal> {
     let config: StripeConfig = decode(Some(target.config)).map_err(Refusal::unreadable)?;
-    verify_stripe(headers, body, &secrets_of(&config.signing_secret), now)?;
+    let secrets = target.secrets(secrets_of(&config.signing_secret));
+    verify_stripe(headers, body, &secrets, now)?;
     let event = json(body)?;
     if event.get("type").and_then(Value::as_str) != target.event_type {
         return Ok(Verdict::Ignore("another event type"));

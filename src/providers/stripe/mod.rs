@@ -8,12 +8,14 @@
 pub mod api;
 mod catalogue;
 mod inbound;
+mod registration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{decode, SigningSecrets};
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct Stripe;
@@ -34,12 +36,17 @@ impl Provider for Stripe {
         decode::<StripeConfig>(Some(config)).map(drop)
     }
 
+    /// The secret key the webhook endpoint calls are made with.
     fn connection_credentials(&self) -> &'static [&'static str] {
-        &[]
+        &["api_key"]
     }
 
     fn inbound(&self) -> Option<JudgeDelivery> {
         Some(inbound::judge)
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
+        Some(&registration::Registrar)
     }
 
     fn polled_source(&self) -> Option<PolledSource> {

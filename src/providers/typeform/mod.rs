@@ -9,12 +9,14 @@
 pub mod api;
 mod catalogue;
 mod inbound;
+mod registration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::config::{decode, SigningSecrets};
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct Typeform;
@@ -47,6 +49,10 @@ impl Provider for Typeform {
 
     fn inbound(&self) -> Option<JudgeDelivery> {
         Some(inbound::judge)
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
+        Some(&registration::Registrar)
     }
 
     fn polled_source(&self) -> Option<PolledSource> {

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::config::{decode, SigningSecrets};
 use super::{JudgeDelivery, PolledSource, Provider};
+use crate::registration::WebhookRegistration;
 use crate::catalogue::{ConfigError, TriggerSpec};
 
 pub struct Webhook;
@@ -39,6 +40,10 @@ impl Provider for Webhook {
 
     fn inbound(&self) -> Option<JudgeDelivery> {
         Some(inbound::judge)
+    }
+
+    fn registration(&self) -> Option<&'static dyn WebhookRegistration> {
+        None
     }
 
     fn polled_source(&self) -> Option<PolledSource> {
