@@ -27,6 +27,7 @@ mod outage;
 mod outbound;
 mod pollers;
 mod projections;
+mod registration;
 mod roles;
 mod schedules;
 mod streams;
