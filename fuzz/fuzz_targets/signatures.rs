@@ -1,4 +1,5 @@
-//! The signature headers of inbound webhooks (src/webhooks/signatures.rs): Stripe, Slack,
+//! The signature headers of inbound webhooks (src/webhooks/signatures.rs and each provider's
+//! src/providers/<name>/inbound.rs): Stripe, Slack,
 //! Standard Webhooks, GitHub and Typeform, as a provider (or anyone) may send them.
 //!
 //! Input: UTF-8 lines. Line 0 is `Stripe-Signature`, 1 `X-Slack-Request-Timestamp`, 2
@@ -10,10 +11,11 @@
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
-use trigger_engine::webhooks::signatures::{
-    sign_standard, verify_github, verify_slack, verify_standard, verify_stripe, verify_typeform,
-    Headers,
-};
+use trigger_engine::providers::github::inbound::verify_github;
+use trigger_engine::providers::slack::inbound::verify_slack;
+use trigger_engine::providers::stripe::inbound::verify_stripe;
+use trigger_engine::providers::typeform::inbound::verify_typeform;
+use trigger_engine::webhooks::signatures::{sign_standard, verify_standard, Headers};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 

@@ -2,12 +2,12 @@
 //!
 //! # Layout
 //! - `catalogue`: its triggers, one per event type.
-//! - `inbound`: its signature, and which deliveries fire.
+//! - [`inbound`]: its signature, and which deliveries fire.
 //! - [`api`]: the client of Stripe's webhook endpoints API.
 
 pub mod api;
 mod catalogue;
-mod inbound;
+pub mod inbound;
 mod registration;
 
 use serde::Deserialize;

@@ -3,12 +3,12 @@
 //!
 //! # Layout
 //! - `catalogue`: `on_form_response`.
-//! - `inbound`: `Typeform-Signature`, and which responses fire.
+//! - [`inbound`]: `Typeform-Signature`, and which responses fire.
 //! - [`api`]: the client of Typeform's webhook API.
 
 pub mod api;
 mod catalogue;
-mod inbound;
+pub mod inbound;
 mod registration;
 
 use serde::Deserialize;
