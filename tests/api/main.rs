@@ -10,6 +10,7 @@ mod durability;
 mod events;
 mod executor;
 mod feed_server;
+mod filters;
 mod health;
 mod history;
 mod http_triggers;
