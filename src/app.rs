@@ -14,6 +14,7 @@ use crate::config::{ExecutorConfig, ServeConfig, StoreConfig};
 use crate::connections::Connections;
 use crate::delivery::{HttpExecutor, HttpExecutorConfig, RetryPolicy};
 use crate::executor::{self, ExecutorSettings, Target};
+use crate::filter::Filters;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, AppState, WebhookApps};
@@ -35,6 +36,7 @@ pub struct App {
     pub identity: Identity,
     pub connections: Connections,
     pub pollers: Poller,
+    filters: Filters,
     registration: Registration,
     ready: Arc<AtomicBool>,
     webhook_apps: WebhookApps,
@@ -118,10 +120,12 @@ impl App {
             nodes.clone(),
             stop.clone(),
         );
+        let filters = Filters::default();
         let pollers = Poller::new(
             store.clone(),
             commands.clone(),
             connections.clone(),
+            filters.clone(),
             PollSettings {
                 min_interval: std::time::Duration::from_millis(serve.min_polling_ms),
                 max_failures: serve.poll_max_failures,
@@ -157,6 +161,7 @@ impl App {
             identity,
             connections,
             pollers,
+            filters,
             registration,
             ready,
             webhook_apps: WebhookApps {
@@ -209,6 +214,7 @@ impl App {
             webhook_apps: self.webhook_apps.clone(),
             pollers: self.pollers.clone(),
             event_streams: event_streams.clone(),
+            filters: self.filters.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

@@ -17,6 +17,8 @@
 //! - [`http`]: the HTTP routes, and the OpenAPI document generated from them.
 //! - [`cli`]: the operator and auditor subcommands.
 //! - [`webhooks`]: verifying providers' webhook signatures and judging what a delivery fires.
+//! - [`filter`]: `trigger_config.filter`, a CEL expression a delivery or polled item must make
+//!   true to fire; compiled once per trigger config, evaluated within bounds.
 //! - [`runs`]: recording firings (deduplicated by cause) and run transitions.
 //! - [`executor`]: takes due runs, claims one attempt at a time, delivers, records the outcome.
 //! - [`scheduler`]: fires schedule triggers on their slots, shared among engine processes.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod connections;
 pub mod delivery;
 pub mod executor;
+pub mod filter;
 pub mod http;
 pub mod identity;
 pub mod nul;

@@ -143,6 +143,29 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// `trigger_config.filter`, which every trigger whose firings come from outside (a delivery, a
+/// polled item) offers: added here rather than in each provider's file, so that every such
+/// trigger spells it the same way. The expression itself is checked by [`crate::filter`] on
+/// create; the schema can only say it is a string of bounded length.
+fn filter_property() -> Value {
+    serde_json::json!({
+        "description": "A CEL expression over `payload` (what the run receives: the delivery's \
+            JSON body, or the polled item) and `event_type` (the trigger's event type, `null` \
+            where it has none). Only a delivery or item that makes it `true` fires; one that \
+            makes it `false`, or on which it fails (a missing field, a type mismatch), is \
+            acknowledged and fires nothing. Checked on create: a syntax error, a variable \
+            other than `payload`, `event_type` and those its macros bind, or an unknown \
+            function is refused.",
+        "type": "string",
+        "minLength": 1,
+        "maxLength": crate::filter::MAX_LENGTH,
+        "examples": [
+            "payload.data.object.email.endsWith(\"@acme.com\")",
+            "payload.data.object.amount_total > 1000 && !payload.livemode",
+        ],
+    })
+}
+
 /// Every native trigger the engine offers, grouped by provider.
 #[derive(Debug)]
 pub struct Catalogue {
@@ -173,7 +196,11 @@ impl Catalogue {
                     provider,
                     trigger.id
                 );
-                let validator = validation::compile(&trigger.config_schema).unwrap_or_else(|e| {
+                let mut config_schema = trigger.config_schema;
+                if matches!(trigger.kind, TriggerKind::Webhook | TriggerKind::Polling) {
+                    config_schema["properties"][crate::filter::FIELD] = filter_property();
+                }
+                let validator = validation::compile(&config_schema).unwrap_or_else(|e| {
                     panic!(
                         "compiled-in config schema of {}/{} does not compile: {e}",
                         provider, trigger.id
@@ -188,7 +215,7 @@ impl Catalogue {
                     kind: trigger.kind,
                     event_type: trigger.event_type.map(str::to_owned),
                     event_action: trigger.event_action.map(str::to_owned),
-                    config_schema: trigger.config_schema,
+                    config_schema,
                     sample_payload: trigger.sample_payload,
                     validator: Arc::new(validator),
                 });

@@ -917,3 +917,61 @@ fn it_should_redact_write_only_fields_nested_in_objects_arrays_and_combinators()
         })
     );
 }
+
+// --- filters (added to every trigger fired from outside) ---
+
+#[test]
+fn it_should_offer_a_filter_on_every_webhook_and_polling_trigger_and_on_no_schedule() {
+    for t in all_triggers() {
+        let offered = t.config_schema["properties"].get("filter").is_some();
+        assert_eq!(
+            offered,
+            matches!(t.kind, TriggerKind::Webhook | TriggerKind::Polling),
+            "{}/{}",
+            t.provider_id,
+            t.trigger_id
+        );
+    }
+}
+
+#[test]
+fn it_should_accept_a_filter_string_and_refuse_one_too_long_or_of_another_type() {
+    let stripe = |filter: Value| json!({"signing_secret": "whsec_abc", "filter": filter});
+    accepts(
+        "stripe",
+        "on_customer_created",
+        stripe(json!("payload.livemode")),
+    );
+    accepts(
+        "rss",
+        "on_new_item",
+        json!({"feed_url": "https://example.com/feed.xml", "filter": "true"}),
+    );
+    let long = refuses(
+        "stripe",
+        "on_customer_created",
+        stripe(json!("x".repeat(crate::filter::MAX_LENGTH + 1))),
+        "trigger_config.filter",
+    );
+    assert_eq!(long.reason, "must be at most 4096 characters long");
+    let empty = refuses(
+        "webhook",
+        "on_request",
+        json!({"filter": ""}),
+        "trigger_config.filter",
+    );
+    assert_eq!(empty.reason, "must not be empty");
+    refuses(
+        "webhook",
+        "on_request",
+        json!({"filter": 1}),
+        "trigger_config.filter",
+    );
+    let schedule = refuses(
+        "schedule",
+        "on_schedule",
+        json!({"cron": "* * * * *", "filter": "true"}),
+        "trigger_config.filter",
+    );
+    assert_eq!(schedule.reason, "is not a known field");
+}

@@ -108,7 +108,9 @@ impl Default for Metrics {
         registry.register(
             "webhook_deliveries",
             "Webhook deliveries by provider and outcome: fired, duplicate, ignored (not the \
-             trigger's event), rejected (bad signature or stale timestamp; nothing recorded)",
+             trigger's event), filtered (the trigger's filter is false), filter_error (the \
+             filter failed on the delivery: a missing field, a type mismatch), rejected (bad \
+             signature or stale timestamp; nothing recorded)",
             webhooks.clone(),
         );
         Self {
@@ -121,7 +123,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one webhook delivery's outcome (`fired`, `duplicate`, `ignored`, `rejected`).
+    /// Counts one webhook delivery's outcome (`fired`, `duplicate`, `ignored`, `filtered`,
+    /// `filter_error`, `rejected`).
     pub fn webhook(&self, provider: &str, outcome: &'static str) {
         self.webhooks
             .get_or_create(&WebhookLabels {

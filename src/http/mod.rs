@@ -52,6 +52,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::commands::Commands;
 use crate::connections::Connections;
+use crate::filter::Filters;
 use crate::identity::Identity;
 use crate::identity::Secret;
 use crate::poller::Poller;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub pollers: Poller,
     /// The live event streams open, per organisation, and their shutdown signal.
     pub event_streams: events::EventStreams,
+    /// Triggers' filters, compiled once per config; shared with the poller.
+    pub filters: Filters,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).

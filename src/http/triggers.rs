@@ -207,6 +207,7 @@ async fn create(
         .validate_config(body.trigger_config.as_ref())
         .map_err(|error| ApiError::invalid(error.field, error.reason))?;
     check_source(&state, &body.provider_id, body.trigger_config.as_ref())?;
+    check_filter(body.trigger_config.as_ref()).await?;
     state
         .registration
         .validate_new_trigger(
@@ -450,6 +451,24 @@ async fn run(
         .await?;
     state.commands.wait_until_visible(executed).await;
     Ok(())
+}
+
+/// Compiles `trigger_config.filter` as a delivery would (the schema has checked it is a string
+/// of bounded length): one that could never run is refused now, with the parser's message, not
+/// found out at every delivery.
+async fn check_filter(config: Option<&Value>) -> Result<(), ApiError> {
+    let Some(source) = crate::filter::source_in(config) else {
+        return Ok(());
+    };
+    crate::filter::Filter::compile(source)
+        .await
+        .map(drop)
+        .map_err(|error| {
+            ApiError::invalid(
+                format!("trigger_config.{}", crate::filter::FIELD),
+                error.to_string(),
+            )
+        })
 }
 
 /// Refuses a polled source the outbound guard would refuse at every poll, when its URL alone

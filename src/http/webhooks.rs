@@ -29,6 +29,7 @@ use super::extract::ApiPath;
 use super::request_id::RequestId;
 use super::AppState;
 use crate::catalogue::{Catalogue, TriggerKind};
+use crate::filter::Outcome;
 use crate::identity::Secret;
 use crate::providers::{github, slack, ProviderId};
 use crate::registration::is_registered;
@@ -380,6 +381,22 @@ impl Delivery<'_> {
             }
             return self.answer(verdict);
         };
+        // After judging: only an authentic delivery of the trigger's own event meets its filter.
+        let event_type = Catalogue::builtin()
+            .find(&record.provider_id, &record.trigger_id)
+            .and_then(|definition| definition.event_type.as_deref());
+        let (id, config) = (record.project_trigger_id, record.trigger_config.as_ref());
+        let filtered = self
+            .state
+            .filters
+            .judge(id, config, &payload, event_type)
+            .await;
+        if filtered != Outcome::Fire {
+            tracing::info!(outcome = %filtered, "delivery acknowledged without firing");
+            let outcome = filtered.metric_label();
+            self.state.metrics.webhook(&record.provider_id, outcome);
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
         // A sender with no delivery id of its own may still name one; without either, every
         // request is its own firing.
         let key = key

@@ -14,7 +14,8 @@
 //! **Watermark.** The cursor holds the newest item seen (its timestamp and id), never the time of
 //! the poll, plus the ids seen in an overlap window below it ([`cursor`]). The first poll after
 //! enabling records the cursor at the newest item and fires nothing, unless the config has
-//! `since`: then items published after `since` fire.
+//! `since`: then items published after `since` fire. A new item the trigger's filter refuses
+//! ([`crate::filter`]) is not fired, and the cursor moves past it all the same.
 //!
 //! **One poll at a time.** Every trigger this process owns (by [`Membership`], like schedules)
 //! has one task that polls, sleeps `polling_frequency` (at least `min_interval`) and polls
@@ -54,6 +55,7 @@ use uuid::Uuid;
 
 use crate::commands::{CommandError, Commands};
 use crate::connections::Connections;
+use crate::filter::{Filters, Outcome};
 use crate::outbound::{self, Guard, ReadError};
 use crate::projector::ProjectionHandle;
 use crate::providers::ProviderId;
@@ -174,6 +176,8 @@ struct Inner {
     store: Arc<Store>,
     commands: Commands,
     connections: Connections,
+    /// Triggers' filters, shared with the webhook routes: an item a filter refuses is not fired.
+    filters: Filters,
     /// Guarded: every source, page link and redirect is a tenant's choice ([`outbound`]).
     client: reqwest::Client,
     guard: Guard,
@@ -188,6 +192,7 @@ impl Poller {
         store: Arc<Store>,
         commands: Commands,
         connections: Connections,
+        filters: Filters,
         settings: PollSettings,
         guard: Guard,
         node_id: &str,
@@ -198,6 +203,7 @@ impl Poller {
                 store,
                 commands,
                 connections,
+                filters,
                 client,
                 guard,
                 settings,
@@ -279,7 +285,7 @@ impl Poller {
             Ok(observed) => observed,
             Err(error) => return Ok(Err(error)),
         };
-        let mut new: Vec<Item> = if first {
+        let new: Vec<Item> = if first {
             observed
                 .iter()
                 .filter(|item| is_new(&cursor, item))
@@ -288,6 +294,7 @@ impl Poller {
         } else {
             cursor.new_among(&observed)
         };
+        let mut new = self.wanted(&record, new).await;
         // Oldest first: sources list newest first; with times, by time.
         new.reverse();
         if new.iter().all(|item| item.timestamp.is_some()) {
@@ -301,6 +308,31 @@ impl Poller {
             new,
             next,
         }))
+    }
+
+    /// The items `record`'s filter lets through, all of them when it has none. An item it
+    /// refuses or fails on is passed over for good: the cursor moves past it like any other.
+    /// Items have no event type of their own, so `event_type` is `null`.
+    async fn wanted(&self, record: &TriggerRecord, items: Vec<Item>) -> Vec<Item> {
+        let mut wanted = Vec::with_capacity(items.len());
+        for item in items {
+            let outcome = self
+                .inner
+                .filters
+                .judge(
+                    record.project_trigger_id,
+                    record.trigger_config.as_ref(),
+                    &item.payload,
+                    None,
+                )
+                .await;
+            match outcome {
+                Outcome::Fire => wanted.push(item),
+                outcome => tracing::info!(trigger_id = %record.project_trigger_id,
+                    item = %item.id, %outcome, "polled item not fired"),
+            }
+        }
+        wanted
     }
 
     /// Records, in one commit, a run for each new item of `batch` (oldest first) and the

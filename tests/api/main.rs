@@ -12,6 +12,7 @@ mod durability;
 mod events;
 mod executor;
 mod feed_server;
+mod filters;
 mod github_api;
 mod health;
 mod history;
