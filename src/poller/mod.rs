@@ -37,6 +37,7 @@
 pub mod cursor;
 pub mod feed;
 pub mod json;
+mod source;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -58,11 +59,13 @@ use crate::connections::Connections;
 use crate::filter::{Filters, Outcome};
 use crate::outbound::{self, Guard, ReadError};
 use crate::projector::ProjectionHandle;
+use crate::providers::config::PollingFrequency;
 use crate::providers::ProviderId;
 use crate::runs::{RunCommandError, Runs};
 use crate::scheduler::Membership;
 use crate::store::{Store, StoreError, StreamAppend};
 pub use cursor::{Cursor, PollStatus};
+use source::Source;
 
 /// The providers whose triggers are polled.
 pub fn polled_providers() -> impl Iterator<Item = ProviderId> {
@@ -256,16 +259,16 @@ impl Poller {
 
     async fn plan_unlocked(&self, id: Uuid) -> Result<Result<Batch, SourceError>, PollError> {
         let record = self.current(id).await?;
-        let config = record.trigger_config.clone().unwrap_or(Value::Null);
+        let source = match Source::of(&record) {
+            Ok(source) => source,
+            Err(error) => return Ok(Err(error)),
+        };
         let stored = Cursor::read(record.cursor_data.as_ref());
         // A cursor of an earlier enabling (or none) means this is the first poll: start afresh.
         let carried = stored
             .filter(|cursor| cursor.enabled_at.is_none() || cursor.enabled_at == record.enabled_at);
         let first = carried.is_none();
-        let since = config
-            .get("since")
-            .and_then(Value::as_str)
-            .and_then(feed::parse_date);
+        let since = source.since();
         let mut cursor = carried.unwrap_or_else(|| Cursor {
             enabled_at: record.enabled_at,
             ..Cursor::default()
@@ -281,7 +284,7 @@ impl Poller {
             (true, Some(since)) => item.timestamp.is_some_and(|at| at > since),
             (false, _) => cursor.is_new(item),
         };
-        let observed = match self.fetch(&record, &config, &cursor, &is_new).await {
+        let observed = match self.fetch(&record, &source, &cursor, &is_new).await {
             Ok(observed) => observed,
             Err(error) => return Ok(Err(error)),
         };
@@ -472,26 +475,15 @@ impl Poller {
     async fn fetch(
         &self,
         record: &TriggerRecord,
-        config: &Value,
+        source: &Source,
         cursor: &Cursor,
         is_new: &(dyn Fn(&Cursor, &Item) -> bool + Sync),
     ) -> Result<Vec<Item>, SourceError> {
-        let text = |name: &str| config.get(name).and_then(Value::as_str);
-        let source = source_field(&record.provider_id).ok_or(SourceError(format!(
-            "`{}` is not a polled provider",
-            record.provider_id
-        )))?;
-        let url = text(source).ok_or_else(|| SourceError(format!("no `{source}`")))?;
-        let (fields, header) = if ProviderId::of(&record.provider_id) == Some(ProviderId::Rss) {
-            (None, None)
-        } else {
-            let fields = json::Fields {
-                items_path: text("items_path").unwrap_or(""),
-                id_field: text("id_field").ok_or_else(|| SourceError("no `id_field`".into()))?,
-                timestamp_field: text("timestamp_field"),
-            };
-            let header = self.credential_header(record, config).await?;
-            (Some(fields), header)
+        let url = source.url();
+        let fields = source.fields();
+        let header = match source.header_name() {
+            Some(name) => self.credential_header(record, name).await?,
+            None => None,
         };
         let mut page = reqwest::Url::parse(url)
             .map_err(|error| SourceError(format!("`{url}` is not a URL: {error}")))?;
@@ -593,12 +585,9 @@ impl Poller {
     async fn credential_header(
         &self,
         record: &TriggerRecord,
-        config: &Value,
+        name: &str,
     ) -> Result<Option<(String, String)>, SourceError> {
-        let (Some(name), Some(connection_id)) = (
-            config.get("header_name").and_then(Value::as_str),
-            record.connection_id,
-        ) else {
+        let Some(connection_id) = record.connection_id else {
             return Ok(None);
         };
         let (_, credentials) = self
@@ -663,13 +652,9 @@ fn stamp(at: DateTime<Utc>) -> Stamp {
 
 /// How long a trigger waits between polls: its `polling_frequency` (milliseconds, integer or
 /// string of digits), at least `min`.
-pub fn interval(config: &Value, min: Duration) -> Duration {
-    let millis = match config.get("polling_frequency") {
-        Some(Value::Number(number)) => number.as_u64(),
-        Some(Value::String(text)) => text.parse().ok(),
-        _ => None,
-    };
-    millis
+pub fn interval(frequency: Option<&PollingFrequency>, min: Duration) -> Duration {
+    frequency
+        .and_then(PollingFrequency::millis)
         .map_or(DEFAULT_INTERVAL, Duration::from_millis)
         .max(min)
 }
@@ -783,12 +768,15 @@ async fn follow(
             stop.cancel();
         }
         if active {
-            let config = record.trigger_config.clone().unwrap_or(Value::Null);
+            // A config that does not read polls at the default pace, and each poll then records
+            // why it cannot go on.
+            let source = Source::of(&record).ok();
+            let frequency = source.as_ref().and_then(Source::polling_frequency);
             tasks.insert(
                 id,
                 Task {
                     key,
-                    interval: interval(&config, poller.settings().min_interval),
+                    interval: interval(frequency, poller.settings().min_interval),
                     stop: None,
                 },
             );
@@ -872,21 +860,20 @@ pub fn next_beat(id: Uuid, interval: Duration, after: DateTime<Utc>) -> DateTime
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn it_should_read_the_polling_frequency_in_milliseconds_above_the_floor() {
         let floor = Duration::from_millis(1_000);
         assert_eq!(
-            interval(&json!({"polling_frequency": "10000"}), floor),
+            interval(Some(&PollingFrequency::Text("10000".into())), floor),
             Duration::from_secs(10)
         );
         assert_eq!(
-            interval(&json!({"polling_frequency": 5}), floor),
+            interval(Some(&PollingFrequency::Millis(5)), floor),
             floor,
             "never below the floor"
         );
-        assert_eq!(interval(&json!({}), floor), DEFAULT_INTERVAL);
+        assert_eq!(interval(None, floor), DEFAULT_INTERVAL);
     }
 
     #[test]

@@ -85,6 +85,16 @@ pub enum PollingFrequency {
     Text(String),
 }
 
+impl PollingFrequency {
+    /// The milliseconds it says; `None` for a string that is not a number.
+    pub fn millis(&self) -> Option<u64> {
+        match self {
+            PollingFrequency::Millis(millis) => Some(*millis),
+            PollingFrequency::Text(text) => text.parse().ok(),
+        }
+    }
+}
+
 /// The secrets of an optional `signing_secret`: none when it is absent.
 pub fn secrets_of(secrets: &Option<SigningSecrets>) -> Vec<&str> {
     secrets

@@ -2,7 +2,6 @@
 
 mod catalogue;
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -19,7 +18,8 @@ pub struct Rss;
 pub struct RssConfig {
     pub feed_url: String,
     pub polling_frequency: Option<PollingFrequency>,
-    pub since: Option<DateTime<Utc>>,
+    /// A date-time as the schema allows it; read as feeds write dates (`poller::feed`).
+    pub since: Option<String>,
 }
 
 impl Provider for Rss {
