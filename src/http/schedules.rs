@@ -28,6 +28,7 @@ use super::request_id::RequestId;
 use super::webhooks::{mark_deprecated, verify_org_key};
 use super::AppState;
 use crate::catalogue::Catalogue;
+use crate::providers::ProviderId;
 use crate::scheduler::PROVIDER;
 
 /// Fire times shown unless the caller asks for another number, and the most shown.
@@ -123,7 +124,7 @@ async fn upcoming(
         .await?
         .map(|view| view.record)
         .filter(|record| record.org_id == caller.org_id && !record.is_deleted())
-        .filter(|record| record.provider_id == PROVIDER.as_str())
+        .filter(|record| ProviderId::of(&record.provider_id) == Some(PROVIDER))
         .ok_or(ApiError::NotFound("schedule trigger"))?;
     let config = record.trigger_config.clone().unwrap_or(Value::Null);
     let schedule = Schedule::from_config(&config)
@@ -199,7 +200,9 @@ async fn fire_with_api_key(
         .trigger_view(id)
         .await?
         .map(|view| view.record)
-        .filter(|record| record.org_id == org_id && record.provider_id == PROVIDER.as_str())
+        .filter(|record| {
+            record.org_id == org_id && ProviderId::of(&record.provider_id) == Some(PROVIDER)
+        })
         .ok_or(ApiError::NotFound("schedule trigger"))?;
     if record.is_deleted() {
         return Err(ApiError::Gone("trigger"));

@@ -13,9 +13,11 @@
 //! - one folder per provider;
 //! - [`schema`]: config schema fragments the providers share (a signing secret, a polling
 //!   frequency);
+//! - [`api_client`]: what the clients of providers' APIs share (bounds, bounded reads);
 //! - [`config`]: typed config pieces they share, and decoding a stored config into a provider's
 //!   struct.
 
+pub mod api_client;
 pub mod config;
 pub mod schema;
 

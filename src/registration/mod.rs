@@ -229,16 +229,16 @@ impl Registration {
             .provider()
             .registration()
             .filter(|registration| registration.registers(config));
+        if let (Some(registration), None) = (registration, connection_id) {
+            return Err(RegistrationError::ConnectionRequired {
+                provider,
+                alternative: registration.alternative(),
+            });
+        }
         if let Some(registration) = registration {
             registration.check_new(config)?;
         }
         let Some(connection_id) = connection_id else {
-            if let Some(registration) = registration {
-                return Err(RegistrationError::ConnectionRequired {
-                    provider,
-                    alternative: registration.alternative(),
-                });
-            }
             return Ok(());
         };
         let connection = match self.inner.connections.find(org_id, connection_id).await {
@@ -524,7 +524,7 @@ impl Registration {
 }
 
 fn is_schedule(record: &TriggerRecord) -> bool {
-    record.provider_id == crate::scheduler::PROVIDER.as_str()
+    ProviderId::of(&record.provider_id) == Some(crate::scheduler::PROVIDER)
 }
 
 /// The id of a schedule trigger's job, recorded in its `webhook_data` while it is enabled.

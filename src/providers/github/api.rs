@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, LINK};
 use reqwest::{Method, StatusCode, Url};
@@ -24,26 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::identity::Secret;
-
-/// How long to wait for GitHub to accept a connection, and for a whole call: these calls happen
-/// while the client of `POST /triggers/{id}/enable` waits, as Typeform's do, and the same reasons
-/// give the same numbers (see `registration::typeform`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::providers::api_client::{self, cut, BODY_BYTES};
 
 /// The REST API version these calls are written against (GitHub's `X-GitHub-Api-Version`).
 const API_VERSION: &str = "2022-11-28";
 
 /// The media type GitHub recommends for its REST API.
 const MEDIA_TYPE: &str = "application/vnd.github+json";
-
-/// How much of GitHub's error message an error quotes: enough for "Hook already exists on this
-/// repository", not enough to carry a page of HTML from a proxy in between.
-const MESSAGE_CHARS: usize = 200;
-
-/// The largest body read from GitHub. A full page of 100 hooks is about 100 KB; anything far
-/// larger is not GitHub's answer, and reading it whole would let a server fill our memory.
-const BODY_BYTES: usize = 1 << 20;
 
 /// GitHub's largest page (`per_page` is at most 100).
 const PAGE_SIZE: u32 = 100;
@@ -62,7 +48,7 @@ const NAME_CHARS: usize = 100;
 pub enum GitHubError {
     /// GitHub answered, and not with success. GitHub answers 404, not 403, for a repository the
     /// token may not see, so a 404 means "no such repository, or not for this token".
-    #[error("GitHub answered {status}{}", describe(.message, .errors))]
+    #[error("GitHub answered {status}{}", api_client::describe(.message.as_deref(), .errors.as_deref()))]
     Refused {
         status: u16,
         /// GitHub's `message`, e.g. `Bad credentials`, cut at [`MESSAGE_CHARS`].
@@ -78,14 +64,6 @@ pub enum GitHubError {
     Malformed(String),
 }
 
-fn describe(message: &Option<String>, errors: &Option<String>) -> String {
-    match (message, errors) {
-        (Some(message), Some(errors)) => format!(" ({message}: {errors})"),
-        (Some(message), None) => format!(" ({message})"),
-        (None, Some(errors)) => format!(" ({errors})"),
-        (None, None) => String::new(),
-    }
-}
 
 /// A repository, `owner/name`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -216,14 +194,10 @@ impl Client {
             "x-github-api-version",
             HeaderValue::from_static(API_VERSION),
         );
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            // The API answers a renamed repository with a redirect, which may send the token
-            // elsewhere; a refused 301 says the configured repository should be updated.
-            .redirect(reqwest::redirect::Policy::none())
-            // GitHub refuses requests without a User-Agent.
-            .user_agent(concat!("trigger-engine/", env!("CARGO_PKG_VERSION")))
+        let http = api_client::builder()
+            // No redirects (the builder's): the API answers a renamed repository with one,
+            // which may send the token elsewhere; a refused 301 says the configured repository
+            // should be updated.
             .default_headers(headers)
             .build()
             .expect("a reqwest client with rustls builds");
@@ -401,24 +375,12 @@ async fn read_json<T: DeserializeOwned>(
 }
 
 /// The body, or `None` past [`BODY_BYTES`].
-async fn read_body(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, GitHubError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-        if body.len() + chunk.len() > BODY_BYTES {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-fn cut(text: &str) -> String {
-    text.chars().take(MESSAGE_CHARS).collect()
+async fn read_body(response: reqwest::Response) -> Result<Option<Vec<u8>>, GitHubError> {
+    api_client::read_body(response).await.map_err(unreachable)
 }
 
 fn unreachable(error: reqwest::Error) -> GitHubError {
-    // Without the URL: it is ours to know, and the caller already knows what it asked for.
-    GitHubError::Unreachable(error.without_url().to_string())
+    GitHubError::Unreachable(api_client::unreachable(error))
 }
 
 /// GitHub's error body is `{"message", "documentation_url", "errors": [...]}`; anything else is
@@ -480,6 +442,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::providers::api_client::MESSAGE_CHARS;
 
     fn repository(owner: &str, name: &str) -> Repository {
         Repository {

@@ -15,7 +15,6 @@
 //! secret are never logged; failures carry Stripe's status, error code and (bounded) message.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -23,20 +22,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::identity::Secret;
-
-/// How long to wait for Stripe to accept a connection, and for a whole call: these calls happen
-/// while the client of `POST /triggers/{id}/enable` waits, as Typeform's do, and the same reasons
-/// give the same numbers (see `registration::typeform`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much of Stripe's error message an error quotes: enough for "Invalid API Key provided:
-/// sk_test_****", not enough to carry a page of HTML from a proxy in between.
-const MESSAGE_CHARS: usize = 200;
-
-/// The largest body read from Stripe. A full page of 100 endpoints is about 100 KB; anything far
-/// larger is not Stripe's answer, and reading it whole would let a server fill our memory.
-const BODY_BYTES: usize = 1 << 20;
+use crate::providers::api_client::{self, cut, BODY_BYTES};
 
 /// Stripe's largest page (`limit` is 1 to 100).
 const PAGE_SIZE: u32 = 100;
@@ -53,7 +39,7 @@ pub const TRIGGER_ID_METADATA: &str = "trigger_engine_trigger_id";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StripeError {
     /// Stripe answered, and not with success.
-    #[error("Stripe answered {status}{}", describe(.code, .message))]
+    #[error("Stripe answered {status}{}", api_client::describe(.code.as_deref(), .message.as_deref()))]
     Refused {
         status: u16,
         /// Stripe's error code (`error.code` in its error body), e.g. `api_key_invalid`.
@@ -73,14 +59,6 @@ pub enum StripeError {
     NotAnEndpointId(String),
 }
 
-fn describe(code: &Option<String>, message: &Option<String>) -> String {
-    match (code, message) {
-        (Some(code), Some(message)) => format!(" ({code}: {message})"),
-        (Some(code), None) => format!(" ({code})"),
-        (None, Some(message)) => format!(" ({message})"),
-        (None, None) => String::new(),
-    }
-}
 
 /// An endpoint Stripe created for a trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,12 +95,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: Url) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            // The API does not redirect; a redirect would be somewhere else asking for the key.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("trigger-engine/", env!("CARGO_PKG_VERSION")))
+        let http = api_client::builder()
             .build()
             .expect("a reqwest client with rustls builds");
         Self { http, base }
@@ -286,24 +259,12 @@ async fn answer<T: DeserializeOwned>(
 }
 
 /// The body, or `None` past [`BODY_BYTES`].
-async fn read_body(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, StripeError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-        if body.len() + chunk.len() > BODY_BYTES {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-fn cut(text: &str) -> String {
-    text.chars().take(MESSAGE_CHARS).collect()
+async fn read_body(response: reqwest::Response) -> Result<Option<Vec<u8>>, StripeError> {
+    api_client::read_body(response).await.map_err(unreachable)
 }
 
 fn unreachable(error: reqwest::Error) -> StripeError {
-    // Without the URL: it is ours to know, and the caller already knows what it asked for.
-    StripeError::Unreachable(error.without_url().to_string())
+    StripeError::Unreachable(api_client::unreachable(error))
 }
 
 /// Stripe's error body is `{"error": {"type", "code", "message", ...}}`; anything else is

@@ -7,29 +7,18 @@
 //! Both authenticate with the connection's access token as a bearer. The token and the signing
 //! secret are never logged; failures carry Typeform's status and error code only.
 
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 
 use crate::identity::Secret;
-
-/// How long to wait for Typeform to accept a connection, and for a whole call. The call happens
-/// while the client of `POST /triggers/{id}/enable` waits, so it must be bounded; Typeform
-/// answers these calls in well under a second, and 10 s leaves room for a slow moment without
-/// holding the client past the timeouts HTTP clients commonly use (30 s and more).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much of Typeform's error description a problem quotes: enough for "Invalid token", not
-/// enough to carry a page of HTML from a proxy in between.
-const DESCRIPTION_CHARS: usize = 200;
+use crate::providers::api_client::{self, cut};
 
 /// Why a call to Typeform failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeformError {
     /// Typeform answered, and not with success.
-    #[error("Typeform answered {status}{}", describe(.code, .description))]
+    #[error("Typeform answered {status}{}", api_client::describe(.code.as_deref(), .description.as_deref()))]
     Refused {
         status: u16,
         /// Typeform's error code (`code` in its error body), e.g. `AUTHENTICATION_FAILED`.
@@ -41,14 +30,6 @@ pub enum TypeformError {
     Unreachable(String),
 }
 
-fn describe(code: &Option<String>, description: &Option<String>) -> String {
-    match (code, description) {
-        (Some(code), Some(description)) => format!(" ({code}: {description})"),
-        (Some(code), None) => format!(" ({code})"),
-        (None, Some(description)) => format!(" ({description})"),
-        (None, None) => String::new(),
-    }
-}
 
 /// The webhook the engine keeps on one form for one trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,12 +55,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: Url) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            // The API does not redirect; a redirect would be somewhere else asking for the token.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("trigger-engine/", env!("CARGO_PKG_VERSION")))
+        let http = api_client::builder()
             .build()
             .expect("a reqwest client with rustls builds");
         Self { http, base }
@@ -152,8 +128,7 @@ impl Client {
 }
 
 fn unreachable(error: reqwest::Error) -> TypeformError {
-    // Without the URL: it is ours to know, and the caller already knows which form it asked for.
-    TypeformError::Unreachable(error.without_url().to_string())
+    TypeformError::Unreachable(api_client::unreachable(error))
 }
 
 /// Typeform's error body is `{"code": "...", "description": "..."}`; anything else is reported
@@ -170,7 +145,7 @@ async fn refused(response: reqwest::Response) -> TypeformError {
     let error = TypeformError::Refused {
         status,
         code,
-        description: description.map(|d| d.chars().take(DESCRIPTION_CHARS).collect()),
+        description: description.as_deref().map(cut),
     };
     tracing::warn!(%error, "Typeform refused a webhook call");
     error
