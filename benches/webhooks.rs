@@ -603,6 +603,7 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
                 at: Utc::now(),
                 by: Actor::system("webhook"),
             },
+            held: false,
         })?[0],
     )?);
     let widest = settings.concurrencies.iter().copied().max().unwrap_or(16);
@@ -779,7 +780,7 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
                     by: Actor::system("webhook"),
                 };
                 matches!(
-                    runs.fire(firing, stamp, "bench").await,
+                    runs.fire(firing, stamp, false, "bench").await,
                     Ok(Fired::New { .. })
                 )
             }
@@ -1060,7 +1061,7 @@ async fn record_runs(app: &App, count: usize, label: &str) -> anyhow::Result<()>
                         at: Utc::now(),
                         by: Actor::system("webhook"),
                     };
-                    let fired = runs.fire(firing, stamp, "bench-seed").await?;
+                    let fired = runs.fire(firing, stamp, false, "bench-seed").await?;
                     anyhow::ensure!(matches!(fired, Fired::New { .. }), "a new run");
                 }
                 anyhow::Ok(())

@@ -45,6 +45,7 @@ pub struct App {
     stop: CancellationToken,
     projector: tokio::task::JoinHandle<()>,
     executor: Option<tokio::task::JoinHandle<()>>,
+    releaser: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
     poller: Option<tokio::task::JoinHandle<()>>,
     membership: tokio::task::JoinHandle<()>,
@@ -143,6 +144,7 @@ impl App {
                 stop.clone(),
             )
         });
+        let releaser = crate::release::spawn(store.clone(), runs.clone(), stop.clone());
         let executor = executor_settings(&serve.executor)?.map(|settings| {
             executor::spawn(
                 store.clone(),
@@ -173,6 +175,7 @@ impl App {
             stop,
             projector,
             executor,
+            releaser,
             scheduler,
             poller,
             membership,
@@ -234,6 +237,7 @@ impl App {
         if let Some(executor) = self.executor {
             executor.await.context("stopping the executor")?;
         }
+        self.releaser.await.context("stopping the releaser")?;
         self.projector.await.context("stopping the projector")?;
         self.store.close().await;
         tracing::info!("stopped");

@@ -45,6 +45,7 @@ pub mod projector;
 pub mod providers;
 pub mod rebuild;
 pub mod registration;
+pub mod release;
 pub mod runs;
 pub mod scheduler;
 pub mod store;

@@ -59,14 +59,16 @@ impl Runs {
         Self { store, projections }
     }
 
-    /// Records a firing unless its cause already fired.
+    /// Records a firing unless its cause already fired; a `held` one (its trigger is paused)
+    /// waits for the trigger to resume.
     pub async fn fire(
         &self,
         firing: Firing,
         stamp: Stamp,
+        held: bool,
         request_id: &str,
     ) -> Result<Fired, RunCommandError> {
-        let (run_id, append) = Self::request(firing, stamp, request_id)?;
+        let (run_id, append) = Self::request(firing, stamp, held, request_id)?;
         self.record(run_id, append).await
     }
 
@@ -96,6 +98,7 @@ impl Runs {
     pub fn request(
         firing: Firing,
         stamp: Stamp,
+        held: bool,
         request_id: &str,
     ) -> Result<(Uuid, StreamAppend), RunCommandError> {
         let run_id = run_id(firing.project_trigger_id, &firing.cause);
@@ -104,7 +107,11 @@ impl Runs {
             org_id: firing.org_id,
             request_id: request_id.to_owned(),
         };
-        let events = Run::default().decide(RunCommand::Request { firing, stamp })?;
+        let events = Run::default().decide(RunCommand::Request {
+            firing,
+            stamp,
+            held,
+        })?;
         let append = Store::stream_append::<Run>(run_id, 0, &events, &metadata)?;
         Ok((run_id, append))
     }

@@ -68,11 +68,14 @@ pub enum TriggerAction {
     AutoDisableTrigger {
         reason: String,
     },
+    /// Holds the trigger's runs (it still fires) until [`TriggerAction::ResumeTrigger`].
+    PauseTrigger,
+    ResumeTrigger,
 }
 
 impl TriggerAction {
     /// The `command` names [`TriggerCommand::from_json`] accepts.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 11] = [
         "create_trigger",
         "enable_trigger",
         "disable_trigger",
@@ -82,6 +85,8 @@ impl TriggerAction {
         "clear_webhook",
         "advance_cursor",
         "auto_disable_trigger",
+        "pause_trigger",
+        "resume_trigger",
     ];
 }
 

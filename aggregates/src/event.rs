@@ -65,11 +65,19 @@ pub enum TriggerEvent {
         reason: String,
         stamp: Stamp,
     },
+    /// Its runs are held from now on: deliveries, polls and slots still fire, nothing executes.
+    TriggerPaused {
+        stamp: Stamp,
+    },
+    /// Its held runs are released, oldest first, and new runs execute again.
+    TriggerResumed {
+        stamp: Stamp,
+    },
 }
 
 impl TriggerEvent {
     /// The stored type names, for readers that check a log before reading it.
-    pub const TYPES: [&'static str; 9] = [
+    pub const TYPES: [&'static str; 11] = [
         "TriggerCreated",
         "TriggerEnabled",
         "TriggerDisabled",
@@ -79,6 +87,8 @@ impl TriggerEvent {
         "WebhookCleared",
         "CursorAdvanced",
         "TriggerAutoDisabled",
+        "TriggerPaused",
+        "TriggerResumed",
     ];
 
     pub fn stamp(&self) -> &Stamp {
@@ -91,7 +101,9 @@ impl TriggerEvent {
             | Self::WebhookRecorded { stamp, .. }
             | Self::WebhookCleared { stamp }
             | Self::CursorAdvanced { stamp, .. }
-            | Self::TriggerAutoDisabled { stamp, .. } => stamp,
+            | Self::TriggerAutoDisabled { stamp, .. }
+            | Self::TriggerPaused { stamp }
+            | Self::TriggerResumed { stamp } => stamp,
         }
     }
 
@@ -106,6 +118,8 @@ impl TriggerEvent {
             Self::WebhookCleared { .. } => Self::TYPES[6],
             Self::CursorAdvanced { .. } => Self::TYPES[7],
             Self::TriggerAutoDisabled { .. } => Self::TYPES[8],
+            Self::TriggerPaused { .. } => Self::TYPES[9],
+            Self::TriggerResumed { .. } => Self::TYPES[10],
         }
     }
 }

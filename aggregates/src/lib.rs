@@ -10,6 +10,7 @@
 //! - [`record`]: the trigger's fields as every reader sees them ([`TriggerRecord`]).
 //! - [`trigger`]: the aggregate ([`Trigger`]) that decides commands and applies events.
 //! - [`run`]: the run aggregate ([`Run`]): one firing, its attempts, success or dead letter.
+//! - [`replay`]: the replay aggregate ([`Replay`]): a bulk replay of selected runs, step by step.
 //! - [`schedule`]: when a schedule fires ([`Schedule`]): cron in a time zone, interval, one-off,
 //!   and what daylight-saving changes do to a slot.
 //! - [`error`]: why a command was refused ([`TriggerError`]).
@@ -19,6 +20,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod record;
+pub mod replay;
 pub mod run;
 pub mod schedule;
 pub mod trigger;
@@ -28,6 +30,10 @@ pub use command::{NewTrigger, TriggerAction, TriggerCommand};
 pub use error::TriggerError;
 pub use event::TriggerEvent;
 pub use record::{TriggerRecord, TriggerStatus};
+pub use replay::{
+    Replay, ReplayCommand, ReplayError, ReplayEvent, ReplayItem, ReplayRecord, ReplaySelection,
+    ReplayState,
+};
 pub use run::{
     run_id, Firing, Run, RunCause, RunCommand, RunError, RunEvent, RunRecord, RunStatus,
 };

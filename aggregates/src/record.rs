@@ -49,6 +49,9 @@ pub struct TriggerRecord {
     /// schedule starts counting. Absent from records folded before it existed, hence the default.
     #[serde(default)]
     pub enabled_at: Option<DateTime<Utc>>,
+    /// Paused: it still fires, but its runs are held until it resumes. Independent of `status`.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl TriggerRecord {
@@ -83,6 +86,7 @@ impl TriggerRecord {
                 updated_by: stamp.by.clone(),
                 deleted_at: None,
                 enabled_at: None,
+                paused: false,
             });
         }
         let mut record = record?;
@@ -106,6 +110,8 @@ impl TriggerRecord {
             TriggerEvent::CursorAdvanced { cursor_data, .. } => {
                 record.cursor_data = Some(cursor_data.clone());
             }
+            TriggerEvent::TriggerPaused { .. } => record.paused = true,
+            TriggerEvent::TriggerResumed { .. } => record.paused = false,
         }
         let Stamp { at, by } = event.stamp();
         record.updated_at = *at;

@@ -29,6 +29,8 @@ pub enum RunCause {
     ScheduleSlot { at: DateTime<Utc> },
     /// An item a poller found, keyed by the item's id.
     PolledItem { id: String },
+    /// A bulk replay ran a succeeded run `of` again, as a new run: one per replay and run.
+    Replay { replay_id: Uuid, of: Uuid },
 }
 
 impl RunCause {
@@ -37,6 +39,7 @@ impl RunCause {
             Self::Delivery { key } => format!("delivery:{key}"),
             Self::ScheduleSlot { at } => format!("slot:{}", at.to_rfc3339()),
             Self::PolledItem { id } => format!("item:{id}"),
+            Self::Replay { replay_id, of } => format!("replay:{replay_id}:{of}"),
         }
     }
 }
@@ -58,6 +61,17 @@ pub enum RunStatus {
     Failed,
     /// Attempts are exhausted or the target refused for good; only a manual retry revives it.
     DeadLettered,
+    /// Fired while its trigger was paused: kept, not executed, until the trigger resumes.
+    Held,
+    /// Recorded but never to be executed: a schedule slot whose overlap policy said no.
+    Skipped,
+}
+
+impl RunStatus {
+    /// True once nothing more will happen to the run unless someone asks (retry, replay).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::DeadLettered | Self::Skipped)
+    }
 }
 
 /// A run as its events describe it.
@@ -72,6 +86,12 @@ pub struct RunRecord {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub requested_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The bulk replays that retried this run in place, so a replay retries it at most once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replays: Vec<Uuid>,
+    /// Why it was skipped, for a skipped run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
 }
 
 impl RunRecord {
@@ -82,17 +102,24 @@ impl RunRecord {
             run_id,
             firing,
             stamp,
+            held,
         } = event
         {
+            let (status, next_attempt_at) = match held {
+                true => (RunStatus::Held, None),
+                false => (RunStatus::Requested, Some(stamp.at)),
+            };
             return Some(RunRecord {
                 run_id: *run_id,
                 firing: firing.clone(),
-                status: RunStatus::Requested,
+                status,
                 attempts: 0,
                 last_error: None,
-                next_attempt_at: Some(stamp.at),
+                next_attempt_at,
                 requested_at: stamp.at,
                 updated_at: stamp.at,
+                replays: Vec::new(),
+                skipped_because: None,
             });
         }
         let mut record = record?;
@@ -118,9 +145,20 @@ impl RunRecord {
                 record.status = RunStatus::DeadLettered;
                 record.last_error = Some(error.clone());
             }
-            RunEvent::RetryRequested { stamp } => {
+            RunEvent::RetryRequested { stamp, replay_id } => {
                 record.status = RunStatus::Requested;
                 record.next_attempt_at = Some(stamp.at);
+                record.replays.extend(replay_id);
+            }
+            RunEvent::RunReleased { .. } => {
+                // Due as of when it was requested: released runs go out oldest first.
+                record.status = RunStatus::Requested;
+                record.next_attempt_at = Some(record.requested_at);
+            }
+            RunEvent::RunSkipped { reason, .. } => {
+                record.status = RunStatus::Skipped;
+                record.next_attempt_at = None;
+                record.skipped_because = Some(reason.clone());
             }
         }
         record.updated_at = event.stamp().at;
@@ -164,8 +202,13 @@ impl Firing {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RunCommand {
-    /// Fire: records the run unless its cause already did.
-    Request { firing: Firing, stamp: Stamp },
+    /// Fire: records the run unless its cause already did. A `held` run (its trigger is paused)
+    /// waits for [`RunCommand::Release`] instead of being due.
+    Request {
+        firing: Firing,
+        stamp: Stamp,
+        held: bool,
+    },
     /// A worker claims attempt `attempt`, which must be the next one.
     StartAttempt { attempt: u32, stamp: Stamp },
     /// The running attempt reached the target and was accepted.
@@ -177,8 +220,16 @@ pub enum RunCommand {
         retry_at: Option<DateTime<Utc>>,
         stamp: Stamp,
     },
-    /// A person asks to run a failed or dead-lettered run again.
-    Retry { stamp: Stamp },
+    /// A person asks to run a failed or dead-lettered run again, directly or through a bulk
+    /// replay (`replay_id`), which retries each run at most once.
+    Retry {
+        stamp: Stamp,
+        replay_id: Option<Uuid>,
+    },
+    /// The trigger resumed: a held run becomes due.
+    Release { stamp: Stamp },
+    /// A run not yet attempted is not to be executed, for `reason`.
+    Skip { reason: String, stamp: Stamp },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +238,9 @@ pub enum RunEvent {
         run_id: Uuid,
         firing: Firing,
         stamp: Stamp,
+        /// Fired while the trigger was paused. Absent (false) in the stored shape otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        held: bool,
     },
     AttemptStarted {
         attempt: u32,
@@ -209,17 +263,29 @@ pub enum RunEvent {
     },
     RetryRequested {
         stamp: Stamp,
+        /// The bulk replay that asked, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay_id: Option<Uuid>,
+    },
+    RunReleased {
+        stamp: Stamp,
+    },
+    RunSkipped {
+        reason: String,
+        stamp: Stamp,
     },
 }
 
 impl RunEvent {
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 8] = [
         "RunRequested",
         "AttemptStarted",
         "RunSucceeded",
         "AttemptFailed",
         "RunDeadLettered",
         "RetryRequested",
+        "RunReleased",
+        "RunSkipped",
     ];
 
     pub fn stamp(&self) -> &Stamp {
@@ -229,7 +295,9 @@ impl RunEvent {
             | Self::RunSucceeded { stamp, .. }
             | Self::AttemptFailed { stamp, .. }
             | Self::RunDeadLettered { stamp, .. }
-            | Self::RetryRequested { stamp } => stamp,
+            | Self::RetryRequested { stamp, .. }
+            | Self::RunReleased { stamp }
+            | Self::RunSkipped { stamp, .. } => stamp,
         }
     }
 }
@@ -243,6 +311,8 @@ impl DomainEvent for RunEvent {
             Self::AttemptFailed { .. } => 3,
             Self::RunDeadLettered { .. } => 4,
             Self::RetryRequested { .. } => 5,
+            Self::RunReleased { .. } => 6,
+            Self::RunSkipped { .. } => 7,
         };
         Self::TYPES[index].to_owned()
     }
@@ -267,6 +337,9 @@ pub enum RunError {
     /// Only failed or dead-lettered runs can be retried by hand.
     #[error("a {0:?} run cannot be retried")]
     NotRetryable(RunStatus),
+    /// Only a run not yet attempted can be skipped.
+    #[error("a {0:?} run cannot be skipped")]
+    NotSkippable(RunStatus),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -282,12 +355,20 @@ impl Run {
     /// The events `command` causes, possibly none.
     pub fn decide(&self, command: RunCommand) -> Result<Vec<RunEvent>, RunError> {
         let record = match (&self.record, command) {
-            (None, RunCommand::Request { firing, stamp }) => {
+            (
+                None,
+                RunCommand::Request {
+                    firing,
+                    stamp,
+                    held,
+                },
+            ) => {
                 let run_id = run_id(firing.project_trigger_id, &firing.cause);
                 return Ok(vec![RunEvent::RunRequested {
                     run_id,
                     firing,
                     stamp,
+                    held,
                 }]);
             }
             // The same cause again: the run exists, nothing new happened.
@@ -340,11 +421,27 @@ impl Run {
                     },
                 }
             }
-            RunCommand::Retry { stamp } => {
+            RunCommand::Retry { stamp, replay_id } => {
+                if replay_id.is_some_and(|replay| record.replays.contains(&replay)) {
+                    return Ok(vec![]);
+                }
                 if !matches!(record.status, RunStatus::Failed | RunStatus::DeadLettered) {
                     return Err(RunError::NotRetryable(record.status));
                 }
-                RunEvent::RetryRequested { stamp }
+                RunEvent::RetryRequested { stamp, replay_id }
+            }
+            RunCommand::Release { stamp } => {
+                if record.status != RunStatus::Held {
+                    return Ok(vec![]);
+                }
+                RunEvent::RunReleased { stamp }
+            }
+            RunCommand::Skip { reason, stamp } => {
+                let untouched = matches!(record.status, RunStatus::Requested | RunStatus::Held);
+                if !untouched || record.attempts != 0 {
+                    return Err(RunError::NotSkippable(record.status));
+                }
+                RunEvent::RunSkipped { reason, stamp }
             }
         };
         Ok(vec![event])

@@ -61,6 +61,12 @@ impl Trigger {
                     .then_some(TriggerEvent::TriggerAutoDisabled { reason, stamp })
             }
             TriggerAction::DeleteTrigger => Some(TriggerEvent::TriggerDeleted { stamp }),
+            TriggerAction::PauseTrigger => {
+                (!record.paused).then_some(TriggerEvent::TriggerPaused { stamp })
+            }
+            TriggerAction::ResumeTrigger => record
+                .paused
+                .then_some(TriggerEvent::TriggerResumed { stamp }),
             TriggerAction::UpdateConfig { trigger_config } => {
                 require_object_or_null("trigger_config", trigger_config.as_ref())?;
                 (record.trigger_config != trigger_config).then_some(

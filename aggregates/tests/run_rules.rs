@@ -42,6 +42,7 @@ fn requested() -> RunEvent {
         run_id: run_id(Uuid::from_u128(7), &firing().cause),
         firing: firing(),
         stamp: stamp(0),
+        held: false,
     }
 }
 
@@ -82,6 +83,7 @@ fn it_should_request_a_run_once_per_cause() {
         .when(RunCommand::Request {
             firing: firing(),
             stamp: stamp(0),
+            held: false,
         })
         .then_expect_events(vec![requested()]);
     RunTest::with(())
@@ -89,6 +91,7 @@ fn it_should_request_a_run_once_per_cause() {
         .when(RunCommand::Request {
             firing: firing(),
             stamp: stamp(5),
+            held: false,
         })
         .then_expect_events(vec![]);
 }
@@ -188,14 +191,23 @@ fn it_should_dead_letter_when_no_retry_is_due_and_revive_it_by_hand() {
         .then_expect_events(vec![dead.clone()]);
     RunTest::with(())
         .given(vec![requested(), started(1), dead.clone()])
-        .when(RunCommand::Retry { stamp: stamp(9) })
-        .then_expect_events(vec![RunEvent::RetryRequested { stamp: stamp(9) }]);
+        .when(RunCommand::Retry {
+            stamp: stamp(9),
+            replay_id: None,
+        })
+        .then_expect_events(vec![RunEvent::RetryRequested {
+            stamp: stamp(9),
+            replay_id: None,
+        }]);
     RunTest::with(())
         .given(vec![
             requested(),
             started(1),
             dead,
-            RunEvent::RetryRequested { stamp: stamp(9) },
+            RunEvent::RetryRequested {
+                stamp: stamp(9),
+                replay_id: None,
+            },
         ])
         .when(RunCommand::StartAttempt {
             attempt: 2,
@@ -218,6 +230,107 @@ fn it_should_not_retry_a_run_that_succeeded() {
                 stamp: stamp(2),
             },
         ])
-        .when(RunCommand::Retry { stamp: stamp(3) })
+        .when(RunCommand::Retry {
+            stamp: stamp(3),
+            replay_id: None,
+        })
         .then_expect_error(RunError::NotRetryable(RunStatus::Succeeded));
+}
+
+fn held() -> RunEvent {
+    RunEvent::RunRequested {
+        run_id: run_id(Uuid::from_u128(7), &firing().cause),
+        firing: firing(),
+        stamp: stamp(0),
+        held: true,
+    }
+}
+
+#[test]
+fn it_should_hold_a_run_of_a_paused_trigger_until_it_is_released() {
+    let mut run = Run::default();
+    run.apply(held());
+    assert_eq!(run.record().unwrap().status, RunStatus::Held);
+    assert_eq!(
+        run.record().unwrap().next_attempt_at,
+        None,
+        "a held run is never due"
+    );
+    let start = RunCommand::StartAttempt {
+        attempt: 1,
+        stamp: stamp(1),
+    };
+    assert!(matches!(
+        run.decide(start),
+        Err(RunError::WrongAttempt { .. })
+    ));
+    let release = RunCommand::Release { stamp: stamp(30) };
+    let events = run.decide(release.clone()).unwrap();
+    assert_eq!(events, vec![RunEvent::RunReleased { stamp: stamp(30) }]);
+    run.apply(events[0].clone());
+    let record = run.record().unwrap();
+    assert_eq!(record.status, RunStatus::Requested);
+    assert_eq!(
+        record.next_attempt_at,
+        Some(at(0)),
+        "due as of its request, so released runs go out oldest first"
+    );
+    assert_eq!(run.decide(release).unwrap(), vec![], "released once");
+}
+
+#[test]
+fn it_should_skip_only_a_run_never_attempted() {
+    RunTest::with(())
+        .given(vec![requested()])
+        .when(RunCommand::Skip {
+            reason: "overlap".into(),
+            stamp: stamp(0),
+        })
+        .then_expect_events(vec![RunEvent::RunSkipped {
+            reason: "overlap".into(),
+            stamp: stamp(0),
+        }]);
+    RunTest::with(())
+        .given(vec![requested(), started(1)])
+        .when(RunCommand::Skip {
+            reason: "overlap".into(),
+            stamp: stamp(2),
+        })
+        .then_expect_error(RunError::NotSkippable(RunStatus::Running));
+}
+
+#[test]
+fn it_should_retry_a_run_at_most_once_per_replay() {
+    let replay = Uuid::from_u128(42);
+    let dead = RunEvent::RunDeadLettered {
+        attempt: 1,
+        error: "HTTP 503".into(),
+        stamp: stamp(2),
+    };
+    let retried = RunEvent::RetryRequested {
+        stamp: stamp(9),
+        replay_id: Some(replay),
+    };
+    RunTest::with(())
+        .given(vec![requested(), started(1), dead.clone()])
+        .when(RunCommand::Retry {
+            stamp: stamp(9),
+            replay_id: Some(replay),
+        })
+        .then_expect_events(vec![retried.clone()]);
+    // Failed again after the replay's retry: the same replay does not retry it twice.
+    RunTest::with(())
+        .given(vec![
+            requested(),
+            started(1),
+            dead.clone(),
+            retried,
+            started(2),
+            dead,
+        ])
+        .when(RunCommand::Retry {
+            stamp: stamp(20),
+            replay_id: Some(replay),
+        })
+        .then_expect_events(vec![]);
 }

@@ -35,7 +35,10 @@ impl RunView {
         match self.record.status {
             RunStatus::Requested | RunStatus::Failed => self.record.next_attempt_at,
             RunStatus::Running => Some(self.record.updated_at),
-            RunStatus::Succeeded | RunStatus::DeadLettered => None,
+            RunStatus::Succeeded
+            | RunStatus::DeadLettered
+            | RunStatus::Held
+            | RunStatus::Skipped => None,
         }
     }
 }
@@ -84,6 +87,7 @@ mod tests {
             run_id: id,
             firing,
             stamp: stamp(0),
+            held: false,
         };
         (id, event)
     }

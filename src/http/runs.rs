@@ -60,10 +60,16 @@ pub struct Run {
     /// When the next attempt is due; `null` while one runs and once the run has finished.
     #[schema(required = true)]
     pub next_attempt_at: Option<DateTime<Utc>>,
-    /// What fired it: `delivery` (with the provider's delivery key), `schedule_slot`, or
-    /// `polled_item`.
+    /// What fired it: `delivery` (with the provider's delivery key), `schedule_slot`,
+    /// `polled_item`, or `replay` (a bulk replay ran a succeeded run again).
     #[schema(value_type = Object)]
     pub cause: RunCause,
+    /// The run this one replays, for a run a bulk replay started; else `null`.
+    #[schema(required = true)]
+    pub replay_of: Option<Uuid>,
+    /// Why it was skipped, for a `skipped` run; else `null`.
+    #[schema(required = true)]
+    pub skipped_because: Option<String>,
     /// When the engine received the firing.
     pub received_at: DateTime<Utc>,
     pub requested_at: DateTime<Utc>,
@@ -83,6 +89,10 @@ pub enum RunStatusName {
     Failed,
     /// Attempts are exhausted or the executor refused the run for good; only a retry revives it.
     DeadLettered,
+    /// Fired while its trigger was paused: kept, not executed until the trigger resumes.
+    Held,
+    /// Never to be executed: a schedule slot its `overlap` policy skipped (`skipped_because`).
+    Skipped,
 }
 
 impl From<RunStatus> for RunStatusName {
@@ -93,6 +103,8 @@ impl From<RunStatus> for RunStatusName {
             RunStatus::Succeeded => Self::Succeeded,
             RunStatus::Failed => Self::Failed,
             RunStatus::DeadLettered => Self::DeadLettered,
+            RunStatus::Held => Self::Held,
+            RunStatus::Skipped => Self::Skipped,
         }
     }
 }
@@ -108,6 +120,11 @@ impl From<RunView> for Run {
             attempts: record.attempts,
             last_error: record.last_error,
             next_attempt_at: record.next_attempt_at,
+            replay_of: match record.firing.cause {
+                RunCause::Replay { of, .. } => Some(of),
+                _ => None,
+            },
+            skipped_because: record.skipped_because,
             cause: record.firing.cause,
             received_at: record.firing.received_at,
             requested_at: record.requested_at,
@@ -269,7 +286,15 @@ async fn retry(
     };
     let position = state
         .runs
-        .execute(run_id, RunCommand::Retry { stamp }, &actor, &request_id)
+        .execute(
+            run_id,
+            RunCommand::Retry {
+                stamp,
+                replay_id: None,
+            },
+            &actor,
+            &request_id,
+        )
         .await?;
     if let Some(position) = position {
         state

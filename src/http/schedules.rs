@@ -226,7 +226,10 @@ async fn fire_with_api_key(
         at: now,
         by: Actor::ApiKey(key_id),
     };
-    state.runs.fire(firing, stamp, &request_id).await?;
+    state
+        .runs
+        .fire(firing, stamp, record.paused, &request_id)
+        .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     mark_deprecated(&mut response, &format!("/triggers/{id}/schedule"));
     Ok(response)

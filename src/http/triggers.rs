@@ -39,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(one, delete))
         .routes(routes!(enable))
         .routes(routes!(disable))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 /// A domain model representing a request to create a new Trigger.
@@ -85,6 +87,9 @@ pub struct Trigger {
     #[schema(value_type = Option<Object>, required = true)]
     pub trigger_config: Option<Value>,
     pub status: Status,
+    /// Paused: deliveries, polls and schedule slots still fire (and the provider is answered
+    /// 2xx), but the runs are held, not executed, until the trigger resumes.
+    pub paused: bool,
     /// When the trigger was created.
     pub created_at: DateTime<Utc>,
     /// When the trigger last changed.
@@ -143,6 +148,7 @@ impl From<aggregates::TriggerRecord> for Trigger {
             cursor_data: record.cursor_data,
             trigger_config,
             status: record.status.into(),
+            paused: record.paused,
             created_at: record.created_at,
             updated_at: record.updated_at,
             created_by: record.created_by.id(),
@@ -432,6 +438,87 @@ async fn disable(
 ) -> Result<StatusCode, ApiError> {
     let executed = state.registration.disable(&caller, id, &request_id).await?;
     state.commands.wait_until_visible(executed).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pause Trigger
+///
+/// Holds the trigger's runs: it still accepts deliveries, polls and fires its slots (nothing is
+/// lost, the provider sees 2xx), but each run is recorded `held` and not executed until the
+/// trigger resumes. Pausing a paused trigger changes nothing. The answer comes once reads show
+/// the change. Disable, by contrast, refuses deliveries.
+#[utoipa::path(
+    post,
+    path = "/triggers/{project_trigger_id}/pause",
+    operation_id = "pause_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id.")),
+    responses(
+        (status = 204, description = "Paused."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn pause(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    run(
+        &state,
+        &caller,
+        id,
+        TriggerAction::PauseTrigger,
+        &request_id,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Resume Trigger
+///
+/// Ends a pause: the runs held meanwhile are released, oldest first (within a second, by
+/// whichever engine process looks first), and new runs execute again. Resuming a trigger that is
+/// not paused changes nothing. The answer comes once reads show the change.
+#[utoipa::path(
+    post,
+    path = "/triggers/{project_trigger_id}/resume",
+    operation_id = "resume_trigger",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The trigger's id.")),
+    responses(
+        (status = 204, description = "Resumed."),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn resume(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    run(
+        &state,
+        &caller,
+        id,
+        TriggerAction::ResumeTrigger,
+        &request_id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -407,7 +407,10 @@ impl Delivery<'_> {
             at: self.now,
             by: actor,
         };
-        let fired = self.state.runs.fire(firing, stamp, self.request_id).await?;
+        let runs = &self.state.runs;
+        let fired = runs
+            .fire(firing, stamp, record.paused, self.request_id)
+            .await?;
         let outcome = match fired {
             Fired::New { .. } => "fired",
             Fired::Duplicate { .. } => "duplicate",

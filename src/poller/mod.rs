@@ -350,7 +350,12 @@ impl Poller {
                 id: item.id.clone(),
             };
             let firing = Firing::of(&batch.record, cause, item.payload.clone(), now);
-            let (run_id, append) = Runs::request(firing, stamp(now), &self.inner.request_id)?;
+            let (run_id, append) = Runs::request(
+                firing,
+                stamp(now),
+                batch.record.paused,
+                &self.inner.request_id,
+            )?;
             // A source listing an item twice fires it once.
             if requested.insert(run_id) {
                 runs.push((run_id, append));

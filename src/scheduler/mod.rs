@@ -463,7 +463,12 @@ impl Scheduler {
             }),
             fired_at,
         );
-        Some(Runs::request(firing, stamp(fired_at), &self.request_id))
+        Some(Runs::request(
+            firing,
+            stamp(fired_at),
+            record.paused,
+            &self.request_id,
+        ))
     }
 }
 

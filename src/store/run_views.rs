@@ -27,6 +27,8 @@ pub fn status_name(status: RunStatus) -> &'static str {
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
         RunStatus::DeadLettered => "dead_lettered",
+        RunStatus::Held => "held",
+        RunStatus::Skipped => "skipped",
     }
 }
 
@@ -112,6 +114,33 @@ impl Store {
                 .bind(limit)
                 .fetch_all(pool)
                 .await
+        })?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+}
+
+impl Store {
+    /// Up to `limit` held runs (fired while their trigger was paused) whose trigger is neither
+    /// paused nor deleted now, the oldest first: the runs a resume releases.
+    pub async fn resumed_held_runs(&self, limit: i64) -> Result<Vec<RunView>, StoreError> {
+        let still_held = match self {
+            Self::Sqlite(_) => {
+                "coalesce(json_extract(t.record, '$.paused'), 0) = 0 AND t.deleted = 0"
+            }
+            Self::Postgres(_) => {
+                "coalesce((t.record->>'paused')::boolean, false) = false AND NOT t.deleted"
+            }
+        };
+        let sql = format!(
+            "SELECT r.record, r.last_position FROM {runs} r
+               JOIN {triggers} t ON t.project_trigger_id = r.project_trigger_id
+              WHERE r.status = 'held' AND {still_held}
+              ORDER BY r.requested_at, r.run_id LIMIT $1",
+            runs = LIVE_RUNS.table,
+            triggers = super::views::LIVE_TRIGGERS.table,
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
         })?;
         rows.into_iter().map(run_from_row).collect()
     }
@@ -233,6 +262,10 @@ impl Tx {
             ),
             format!(
                 "CREATE INDEX run_view_due_{suffix} ON {table} (due_at) WHERE due_at IS NOT NULL"
+            ),
+            format!(
+                "CREATE INDEX run_view_held_{suffix} ON {table} (requested_at)
+                    WHERE status = 'held'"
             ),
         ];
         for statement in statements {

@@ -26,6 +26,7 @@ mod operations;
 mod ordering;
 mod outage;
 mod outbound;
+mod pause;
 mod pollers;
 mod projections;
 mod registration;

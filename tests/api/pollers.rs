@@ -444,6 +444,7 @@ async fn it_should_fire_and_advance_in_one_commit_that_neither_loses_nor_repeats
             at: chrono::Utc::now(),
             by: aggregates::Actor::system("test"),
         },
+        false,
         "test",
     )
     .unwrap();
