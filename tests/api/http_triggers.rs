@@ -62,6 +62,7 @@ async fn it_should_run_a_trigger_through_its_whole_lifecycle(db: TestDb) {
             "created_at",
             "created_by",
             "cursor_data",
+            "paused",
             "project_id",
             "project_trigger_id",
             "provider_id",

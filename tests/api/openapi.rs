@@ -87,6 +87,20 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "post",
+        "/triggers/{project_trigger_id}/pause",
+        "pause_trigger",
+        "Pause Trigger",
+        true,
+    ),
+    (
+        "post",
+        "/triggers/{project_trigger_id}/resume",
+        "resume_trigger",
+        "Resume Trigger",
+        true,
+    ),
+    (
         "get",
         "/providers/{provider_id}/triggers",
         "get_available_triggers_by_provider",
@@ -457,6 +471,20 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
         ),
         (
             "post",
+            "/triggers/{project_trigger_id}/pause",
+            &[
+                "204", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
+        ),
+        (
+            "post",
+            "/triggers/{project_trigger_id}/resume",
+            &[
+                "204", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
+        ),
+        (
+            "post",
             "/triggers/{project_trigger_id}/disable",
             &[
                 "204", "401", "403", "404", "409", "422", "429", "500", "502", "503",
@@ -757,7 +785,8 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
     let app = spawn_app(&db).await;
     let document = document(&app).await;
 
-    // The Trigger schema has exactly the seed's fields, every one always present.
+    // The Trigger schema has exactly the seed's fields and `paused` (issue 13's extension), every
+    // one always present.
     let trigger = schema(&document, "Trigger");
     let seed_fields: BTreeSet<String> = [
         "project_trigger_id",
@@ -773,6 +802,7 @@ async fn it_should_describe_what_the_engine_really_answers(db: TestDb) {
         "updated_at",
         "created_by",
         "updated_by",
+        "paused",
     ]
     .map(String::from)
     .into();
