@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::Datelike;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -147,6 +148,9 @@ async fn upcoming(
     let next = schedule
         .upcoming(query.after.unwrap_or(now), anchor, count)
         .into_iter()
+        // RFC 3339 has four-digit years: a long interval's slots past 9999 cannot be written as
+        // the `date-time` the document promises, and no one waits for them.
+        .take_while(|slot| slot.at.year() <= 9999)
         .map(|slot| FireTime {
             at: slot.at,
             local: slot.at.with_timezone(&zone).to_rfc3339(),
