@@ -13,7 +13,8 @@ use crate::commands::Commands;
 use crate::config::{ExecutorConfig, ServeConfig, StoreConfig};
 use crate::connections::Connections;
 use crate::delivery::{HttpExecutor, HttpExecutorConfig, RetryPolicy};
-use crate::executor::{self, ExecutorSettings, Target};
+use crate::executor::circuit::CircuitSettings;
+use crate::executor::{self, Circuits, ExecutorSettings, Target};
 use crate::filter::Filters;
 use crate::http::metrics::Metrics;
 use crate::http::rate_limit::RateLimits;
@@ -36,6 +37,9 @@ pub struct App {
     pub identity: Identity,
     pub connections: Connections,
     pub pollers: Poller,
+    /// The executor's circuit breakers, one per target (empty when no executor runs here).
+    pub circuits: Arc<Circuits>,
+    executor_concurrency: usize,
     filters: Filters,
     registration: Registration,
     ready: Arc<AtomicBool>,
@@ -145,12 +149,25 @@ impl App {
             )
         });
         let releaser = crate::release::spawn(store.clone(), runs.clone(), stop.clone());
+        let circuits = Arc::new(Circuits::new(CircuitSettings {
+            threshold: serve.executor.executor_circuit_threshold.max(1),
+            cool_down: std::time::Duration::from_millis(
+                serve.executor.executor_circuit_cool_down_ms,
+            ),
+            max_cool_down: std::time::Duration::from_millis(
+                serve
+                    .executor
+                    .executor_circuit_max_cool_down_ms
+                    .max(serve.executor.executor_circuit_cool_down_ms),
+            ),
+        }));
         let executor = executor_settings(&serve.executor)?.map(|settings| {
             executor::spawn(
                 store.clone(),
                 runs.clone(),
                 projections.clone(),
                 settings,
+                circuits.clone(),
                 stop.clone(),
             )
         });
@@ -163,6 +180,8 @@ impl App {
             identity,
             connections,
             pollers,
+            circuits,
+            executor_concurrency: serve.executor.executor_concurrency,
             filters,
             registration,
             ready,
@@ -218,6 +237,8 @@ impl App {
             pollers: self.pollers.clone(),
             event_streams: event_streams.clone(),
             filters: self.filters.clone(),
+            circuits: self.circuits.clone(),
+            executor_concurrency: self.executor_concurrency,
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

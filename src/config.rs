@@ -276,6 +276,31 @@ pub struct ExecutorConfig {
         default_value_t = 16
     )]
     pub executor_concurrency: usize,
+
+    /// Consecutive failures to reach a target (network errors, timeouts, 5xx, 429) that open its
+    /// circuit: no calls to it for a cool-down, then one probe.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_CIRCUIT_THRESHOLD",
+        default_value_t = 5
+    )]
+    pub executor_circuit_threshold: u32,
+
+    /// The first cool-down of an open circuit, in milliseconds; each failed probe doubles it.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_CIRCUIT_COOL_DOWN_MS",
+        default_value_t = 1000
+    )]
+    pub executor_circuit_cool_down_ms: u64,
+
+    /// The longest cool-down, in milliseconds.
+    #[arg(
+        long,
+        env = "TRIGGER_ENGINE_EXECUTOR_CIRCUIT_MAX_COOL_DOWN_MS",
+        default_value_t = 60000
+    )]
+    pub executor_circuit_max_cool_down_ms: u64,
 }
 
 impl ServeConfig {

@@ -136,6 +136,13 @@ impl HttpExecutor {
         })
     }
 
+    /// The origin (scheme, host, port) a project's runs are sent to, which the executor's circuit
+    /// breaker is keyed on; `None` when the project's URL cannot be made (its runs are rejected).
+    pub fn origin_for(&self, project_id: &str) -> Option<String> {
+        let url = self.url.url_for(project_id).ok()?;
+        Some(url.origin().ascii_serialization())
+    }
+
     /// Makes one attempt. Never fails: every way an attempt can go wrong is an [`Outcome`].
     #[tracing::instrument(skip_all, fields(run_id = %request.run_id, attempt = request.attempt))]
     pub async fn deliver(&self, request: &DeliveryRequest) -> Outcome {

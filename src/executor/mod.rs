@@ -11,18 +11,27 @@
 //! # Layout
 //! - this module: the dispatch loop and one attempt's life.
 //! - [`target`]: where runs go: the HTTP executor, or the built-in one that records them as done.
+//! - [`circuit`]: a circuit breaker per target, so a target that is down is not called at full
+//!   rate and its runs keep their attempts.
+//!
+//! # Fair dispatch
+//! The queue is read ranked per organisation (each organisation's oldest due run first, then each
+//! one's second, ...), and a worker takes its slot before it picks a run, re-reading the queue when
+//! the runs it read are older than [`FRESH_FOR`]: so one organisation's backlog of thousands does
+//! not delay another organisation's new run by more than about a slot's turn.
 
+pub mod circuit;
 pub mod target;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aggregates::event::Stamp;
 use aggregates::{Actor, RunCommand, RunError, RunStatus};
 use chrono::Utc;
 use projections::runs::RunView;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -30,10 +39,16 @@ use crate::delivery::{DeliveryRequest, Outcome, RetryPolicy};
 use crate::projector::ProjectionHandle;
 use crate::runs::{RunCommandError, Runs};
 use crate::store::Store;
+pub use circuit::Circuits;
+use circuit::{Admission, Change};
 pub use target::Target;
 
 /// Due runs read per look at the queue.
 const BATCH: i64 = 256;
+
+/// How long a read of the queue is used before it is read again: the most a run that became due
+/// meanwhile (another organisation's, say) waits behind the ones read before it.
+const FRESH_FOR: Duration = Duration::from_millis(200);
 
 /// How often an idle executor looks for runs that became due (retries whose time came, runs
 /// recorded by other processes). Runs recorded by this process wake it at once.
@@ -60,11 +75,13 @@ pub fn spawn(
     runs: Runs,
     projections: ProjectionHandle,
     settings: ExecutorSettings,
+    circuits: Arc<Circuits>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let dispatcher = Arc::new(Dispatcher {
         store,
         runs,
+        circuits,
         lease: settings.timeout + LEASE_MARGIN,
         permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
         settings,
@@ -94,6 +111,7 @@ pub fn spawn(
 struct Dispatcher {
     store: Arc<Store>,
     runs: Runs,
+    circuits: Arc<Circuits>,
     settings: ExecutorSettings,
     lease: Duration,
     permits: Arc<Semaphore>,
@@ -103,26 +121,106 @@ struct Dispatcher {
     claimed: Mutex<HashMap<Uuid, i64>>,
 }
 
+/// The runs read from the queue and not yet looked at, and when they were read.
+#[derive(Default)]
+struct Batch {
+    views: VecDeque<RunView>,
+    read_at: Option<Instant>,
+}
+
+/// A run this process will attempt now, with its slot and what its target's circuit said.
+struct Pick {
+    view: RunView,
+    origin: Option<String>,
+    probe: bool,
+}
+
 impl Dispatcher {
+    /// Starts attempts while there are due runs and free slots; returns when nothing due can be
+    /// started.
     async fn dispatch_due(self: Arc<Self>) -> Result<(), crate::store::StoreError> {
-        let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
-        let due = self.store.due_runs(Utc::now(), lease, BATCH).await?;
-        for view in due {
-            if !self.claim_locally(&view) {
-                continue;
-            }
+        let mut batch = Batch::default();
+        loop {
+            // The slot first, then the run: a run picked while waiting for a slot would be one
+            // read before the wait, ahead of whatever became due meanwhile.
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 return Ok(());
             };
-            let dispatcher = self.clone();
-            tokio::spawn(async move {
-                let run_id = view.record.run_id;
-                let reached = dispatcher.attempt(view).await;
-                dispatcher.release(run_id, reached);
-                drop(permit);
-            });
+            let Some(pick) = self.next_pick(&mut batch).await? else {
+                return Ok(());
+            };
+            self.clone().start(pick, permit);
         }
-        Ok(())
+    }
+
+    async fn next_pick(&self, batch: &mut Batch) -> Result<Option<Pick>, crate::store::StoreError> {
+        loop {
+            let stale = batch
+                .read_at
+                .is_none_or(|read_at| read_at.elapsed() > FRESH_FOR);
+            if stale {
+                let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+                batch.views = self.store.due_runs(Utc::now(), lease, BATCH).await?.into();
+                batch.read_at = Some(Instant::now());
+            }
+            while let Some(view) = batch.views.pop_front() {
+                if let Some(pick) = self.pick(view) {
+                    return Ok(Some(pick));
+                }
+            }
+            if stale {
+                // A fresh read had nothing this process may start now.
+                return Ok(None);
+            }
+            batch.read_at = None;
+        }
+    }
+
+    /// `view` as a run to start now, unless another worker has it or its target's circuit is open.
+    fn pick(&self, view: RunView) -> Option<Pick> {
+        if !self.claim_locally(&view) {
+            return None;
+        }
+        let origin = self.settings.target.origin(&view.record.firing.project_id);
+        let admission = origin.as_deref().map_or(Admission::Go, |origin| {
+            self.circuits.admit(origin, Instant::now())
+        });
+        if admission == Admission::Wait {
+            // It stays due, with its attempts untouched, until the circuit lets calls through.
+            self.release(view.record.run_id, None);
+            return None;
+        }
+        Some(Pick {
+            view,
+            origin,
+            probe: admission == Admission::Probe,
+        })
+    }
+
+    fn start(self: Arc<Self>, pick: Pick, permit: OwnedSemaphorePermit) {
+        tokio::spawn(async move {
+            let run_id = pick.view.record.run_id;
+            let reached = self.attempt(pick).await;
+            self.release(run_id, reached);
+            drop(permit);
+        });
+    }
+
+    /// Feeds a call's outcome to its target's circuit, logging a change once.
+    fn observe(&self, origin: &str, outcome: &Outcome) {
+        let reached = !matches!(outcome, Outcome::Retryable { .. });
+        match self
+            .circuits
+            .record(origin, reached, Instant::now(), Utc::now())
+        {
+            Change::None => {}
+            Change::Opened { cool_down } => tracing::warn!(
+                %origin,
+                cool_down_ms = cool_down.as_millis() as u64,
+                "executor target unreachable: circuit open, its runs wait"
+            ),
+            Change::Closed => tracing::info!(%origin, "executor target back: circuit closed"),
+        }
     }
 
     /// True when this process may start on `view` now; marks it taken.
@@ -153,7 +251,17 @@ impl Dispatcher {
 
     /// Runs one attempt of `view`'s run: claim it, deliver it, record the outcome. Returns the
     /// position of the last event recorded, if any.
-    async fn attempt(&self, view: RunView) -> Option<i64> {
+    async fn attempt(&self, pick: Pick) -> Option<i64> {
+        let Pick {
+            view,
+            origin,
+            probe,
+        } = pick;
+        let not_sent = || {
+            if let (true, Some(origin)) = (probe, &origin) {
+                self.circuits.abandon(origin);
+            }
+        };
         let record = view.record;
         let run_id = record.run_id;
         let actor = Actor::system("executor");
@@ -165,7 +273,8 @@ impl Dispatcher {
                 retry_at: Some(Utc::now()),
                 stamp: stamp(&actor),
             };
-            if !self.record(run_id, abandoned, &actor).await? {
+            if self.record(run_id, abandoned, &actor).await != Some(true) {
+                not_sent();
                 return None;
             }
             tracing::warn!(%run_id, attempt = record.attempts, "took over an abandoned attempt");
@@ -175,7 +284,8 @@ impl Dispatcher {
             attempt,
             stamp: stamp(&actor),
         };
-        if !self.record(run_id, start, &actor).await? {
+        if self.record(run_id, start, &actor).await != Some(true) {
+            not_sent();
             return None;
         }
         let request = DeliveryRequest {
@@ -184,6 +294,9 @@ impl Dispatcher {
             firing: record.firing,
         };
         let outcome = self.settings.target.deliver(&request).await;
+        if let Some(origin) = &origin {
+            self.observe(origin, &outcome);
+        }
         let command = match outcome {
             Outcome::Delivered => RunCommand::Succeed {
                 attempt,

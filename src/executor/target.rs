@@ -22,4 +22,13 @@ impl Target {
             Self::Http(executor) => executor.deliver(request).await,
         }
     }
+
+    /// Where `project_id`'s runs go, for the circuit breaker: the built-in executor has no origin
+    /// (it cannot be down).
+    pub fn origin(&self, project_id: &str) -> Option<String> {
+        match self {
+            Self::BuiltIn => None,
+            Self::Http(executor) => executor.origin_for(project_id),
+        }
+    }
 }

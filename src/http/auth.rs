@@ -23,7 +23,8 @@ pub struct Caller(pub Principal);
 
 /// The least role a request with `method` needs. GET (and HEAD, which axum serves with the GET
 /// handler) only reads, so every role may; every other method changes something, which the
-/// `auditor` role may not. No operation needs `admin` over HTTP yet.
+/// `auditor` role may not. The few operations for administrators alone are listed in
+/// [`ADMIN_ONLY`].
 pub fn required_role(method: &Method) -> Role {
     if method == Method::GET || method == Method::HEAD {
         Role::Auditor
@@ -37,11 +38,18 @@ pub fn required_role(method: &Method) -> Role {
 /// auditors and administrators, not for members going about their work.
 const AUDIT_ONLY: &[&str] = &["/log/verify"];
 
+/// The routes for administrators alone. `GET /executor/status` describes the engine process, not
+/// an organisation: its targets are the operator's configuration.
+const ADMIN_ONLY: &[&str] = &["/executor/status"];
+
 /// The roles that may call `method` on the route `path` (its template, e.g.
 /// `/triggers/{project_trigger_id}`): the one place both the check and the document read.
 pub fn allowed_roles(method: &Method, path: &str) -> Vec<Role> {
     if AUDIT_ONLY.contains(&path) {
         return vec![Role::Auditor, Role::Admin];
+    }
+    if ADMIN_ONLY.contains(&path) {
+        return vec![Role::Admin];
     }
     let required = required_role(method);
     Role::ALL

@@ -73,6 +73,11 @@ struct WebhookLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OriginLabels {
+    origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ProjectionLabels {
     projection: &'static str,
 }
@@ -230,6 +235,7 @@ async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
         }
         Err(error) => tracing::warn!(%error, "metrics: cannot read the projections' progress"),
     }
+    register_circuits(&mut now, &state.circuits);
     now.register(
         "store_up",
         "1 if the store answered this scrape's queries, else 0",
@@ -241,6 +247,31 @@ async fn scrape(State(state): State<AppState>) -> Result<Response, ApiError> {
         .and_then(|()| encode_eof(&mut body))
         .map_err(|_| ApiError::Internal("encoding metrics".into()))?;
     Ok(([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response())
+}
+
+/// Each executor target's circuit: its state (0 closed, 1 half-open, 2 open) and how often it has
+/// opened since the process started. Only targets that have failed are listed.
+fn register_circuits(registry: &mut Registry, circuits: &crate::executor::Circuits) {
+    let state = Family::<OriginLabels, Gauge>::default();
+    let opened = Family::<OriginLabels, Counter>::default();
+    for circuit in circuits.status() {
+        let labels = OriginLabels {
+            origin: circuit.origin,
+        };
+        state.get_or_create(&labels).set(circuit.state.gauge());
+        opened.get_or_create(&labels).inc_by(circuit.opened_total);
+    }
+    registry.register(
+        "executor_circuit_state",
+        "Each executor target's circuit breaker: 0 closed, 1 half-open (one probe out), 2 open \
+         (no calls until its cool-down passes)",
+        state,
+    );
+    registry.register(
+        "executor_circuit_opened",
+        "Times each executor target's circuit has opened since this process started",
+        opened,
+    );
 }
 
 /// The log head and each live read model's checkpoint. Checkpoints are read before the head, so

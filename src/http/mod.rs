@@ -13,6 +13,7 @@
 //! - [`history`]: a trigger's and a run's events for auditors, and a trigger as it stood at any moment.
 //! - [`schedules`]: a schedule trigger's next fire times; the deprecated URL firing one now.
 //! - [`pollers`]: the deprecated URL that polls a polling trigger now.
+//! - [`executor`]: `GET /executor/status`, this process's executor and its circuit breakers.
 //! - [`log`]: `GET /log/head` and `GET /log/verify`, the tamper-evident log for auditors.
 //! - [`webhooks`]: `POST /v1/webhooks/{webhook_id}`, providers' deliveries that fire triggers.
 //! - [`openapi`]: `GET /openapi.json`, the OpenAPI document generated from the modules above, and
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod connections;
 pub mod error;
 pub mod events;
+pub mod executor;
 pub mod extract;
 pub mod health;
 pub mod history;
@@ -88,6 +90,10 @@ pub struct AppState {
     pub event_streams: events::EventStreams,
     /// Triggers' filters, compiled once per config; shared with the poller.
     pub filters: Filters,
+    /// The executor's circuit breakers in this process (`GET /executor/status`, `/metrics`).
+    pub circuits: Arc<crate::executor::Circuits>,
+    /// Executor calls in flight at once in this process; 0 when it runs no executor.
+    pub executor_concurrency: usize,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).
@@ -114,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pollers::router())
         .merge(log::router())
         .merge(metrics::router())
+        .merge(executor::router())
         .split_for_parts();
     routes
         .merge(openapi::router(document))

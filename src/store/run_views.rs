@@ -90,9 +90,10 @@ impl Store {
         rows.into_iter().map(run_from_row).collect()
     }
 
-    /// Up to `limit` runs an executor should look at now, the longest-waiting first: runs whose
-    /// next attempt is due, and running runs whose attempt started more than `lease` ago (its
-    /// worker is presumed lost).
+    /// Up to `limit` runs an executor should look at now: runs whose next attempt is due, and
+    /// running runs whose attempt started more than `lease` ago (its worker is presumed lost).
+    /// Organisations take turns: each one's longest-waiting run comes first, then each one's
+    /// second, so a backlog in one organisation does not hold back another's new run.
     pub async fn due_runs(
         &self,
         now: DateTime<Utc>,
@@ -100,10 +101,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<RunView>, StoreError> {
         let sql = format!(
-            "SELECT record, last_position FROM {}
-              WHERE due_at IS NOT NULL AND due_at <= $1
-                AND (status <> 'running' OR due_at <= $2)
-              ORDER BY due_at LIMIT $3",
+            "SELECT record, last_position FROM (
+                SELECT record, last_position, due_at,
+                       ROW_NUMBER() OVER (PARTITION BY org_id ORDER BY due_at, run_id) AS turn
+                  FROM {}
+                 WHERE due_at IS NOT NULL AND due_at <= $1
+                   AND (status <> 'running' OR due_at <= $2)
+             ) due
+             ORDER BY turn, due_at LIMIT $3",
             LIVE_RUNS.table
         );
         let now_ms = now.timestamp_millis();

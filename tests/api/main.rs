@@ -5,12 +5,15 @@ mod fake_github;
 mod fake_stripe;
 mod helpers;
 
+mod circuit;
 mod cli;
 mod connections;
 mod crash;
 mod durability;
 mod events;
 mod executor;
+mod executor_target;
+mod fairness;
 mod feed_server;
 mod filters;
 mod github_api;

@@ -211,6 +211,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     ("get", "/metrics", "metrics", "Metrics", false),
     ("get", "/log/head", "get_log_head", "Get Log Head", true),
     ("get", "/log/verify", "verify_log", "Verify Log", true),
+    (
+        "get",
+        "/executor/status",
+        "get_executor_status",
+        "Get Executor Status",
+        true,
+    ),
 ];
 
 const HTTP_METHODS: &[&str] = &[
@@ -585,6 +592,7 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "/log/verify",
             &["200", "401", "403", "422", "429", "500", "503"],
         ),
+        ("get", "/executor/status", &["200", "401", "403", "429"]),
     ];
     assert_eq!(expected.len(), OPERATIONS.len());
     for (method, path, statuses) in expected {
