@@ -6,6 +6,10 @@
 //! releasing, or a run recorded as held by a process that had not yet seen the resume, is still
 //! released. Releasing is idempotent (a released run is no longer held), so processes racing on
 //! one run append one release.
+//!
+//! The same loop releases a schedule's `buffer_one` run, held while the run ahead of it is
+//! unfinished: the read model offers it only once its trigger has no requested, running or failed
+//! run, and one such run per trigger per pass, so two never start together.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +54,13 @@ pub fn spawn(
 /// Releases the oldest held runs whose trigger is not paused; returns how many it released.
 pub async fn release_resumed(store: &Store, runs: &Runs) -> Result<usize, StoreError> {
     let mut released = 0;
-    for view in store.resumed_held_runs(BATCH).await? {
+    // A trigger that runs one at a time gets one run released per look: the next look sees it
+    // requested or running and waits for it to finish.
+    let mut one_at_a_time = std::collections::HashSet::new();
+    for (view, serial) in store.resumed_held_runs(BATCH).await? {
+        if serial && !one_at_a_time.insert(view.record.firing.project_trigger_id) {
+            continue;
+        }
         let actor = Actor::system("releaser");
         let release = RunCommand::Release {
             stamp: Stamp {

@@ -116,6 +116,34 @@ impl Runs {
         Ok((run_id, append))
     }
 
+    /// Like [`Self::request`], the run skipped in the same append (`RunRequested` then
+    /// `RunSkipped`): a schedule slot its overlap policy refuses is on record, and never runs.
+    pub fn request_skipped(
+        firing: Firing,
+        stamp: Stamp,
+        reason: String,
+        request_id: &str,
+    ) -> Result<(Uuid, StreamAppend), RunCommandError> {
+        let run_id = run_id(firing.project_trigger_id, &firing.cause);
+        let metadata = EventMetadata {
+            actor: stamp.by.clone(),
+            org_id: firing.org_id,
+            request_id: request_id.to_owned(),
+        };
+        let mut run = Run::default();
+        let mut events = run.decide(RunCommand::Request {
+            firing,
+            stamp: stamp.clone(),
+            held: false,
+        })?;
+        for event in &events {
+            run.apply(event.clone());
+        }
+        events.extend(run.decide(RunCommand::Skip { reason, stamp })?);
+        let append = Store::stream_append::<Run>(run_id, 0, &events, &metadata)?;
+        Ok((run_id, append))
+    }
+
     /// Decides `command` against the run's latest state and records what it decided. Returns the
     /// position of the recorded event, or `None` when the command changed nothing.
     pub async fn execute(

@@ -1,5 +1,5 @@
-//! Schedule triggers over HTTP: the next fire times of one (an extension), and the seed's
-//! deprecated URL that fires one now.
+//! Schedule triggers over HTTP: the next fire times of one and firing the slots of a past range
+//! (extensions), and the seed's deprecated URL that fires one now.
 
 use aggregates::event::Stamp;
 use aggregates::schedule::Schedule;
@@ -20,17 +20,31 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::responses::{
-    Gone, InternalError, InvalidApiKey, InvalidField, NotFound, TooManyRequests, Unauthorized,
-    Unavailable,
+    Conflict, Forbidden, Gone, InternalError, InvalidApiKey, InvalidField, NotFound,
+    PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::error::ApiError;
-use super::extract::ApiPath;
+use super::extract::{ApiJson, ApiPath};
 use super::request_id::RequestId;
 use super::webhooks::{mark_deprecated, verify_org_key};
 use super::AppState;
 use crate::catalogue::Catalogue;
 use crate::providers::ProviderId;
+use crate::runs::{Fired, Runs};
 use crate::scheduler::PROVIDER;
+
+/// The most slots one backfill fires: 10,000 runs are recorded in a few seconds, and a wider
+/// range is backfilled in several requests.
+const MAX_BACKFILL_SLOTS: usize = 10_000;
+
+/// Run ids listed in a backfill's answer.
+const LISTED_RUNS: usize = 100;
+
+/// Slots recorded per commit by a backfill.
+const BACKFILL_CHUNK: usize = 250;
+
+/// How long a backfill's answer waits for the read model to show its runs.
+const READ_YOUR_WRITES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Fire times shown unless the caller asks for another number, and the most shown.
 const DEFAULT_COUNT: usize = 5;
@@ -42,6 +56,7 @@ const MAX_COUNT: usize = 100;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upcoming))
+        .routes(routes!(backfill))
         .routes(routes!(fire_with_api_key))
 }
 
@@ -162,6 +177,200 @@ async fn upcoming(
         enabled,
         timezone,
         next,
+    }))
+}
+
+/// Which past slots to fire.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// The first instant of the range (RFC 3339); a slot at exactly this instant is included.
+    pub from: DateTime<Utc>,
+    /// The last instant of the range, included; not in the future (future slots fire by themselves).
+    pub to: DateTime<Utc>,
+    /// Count the slots and the runs they would start, and record nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a backfill fired.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backfill {
+    pub project_trigger_id: Uuid,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub dry_run: bool,
+    /// The schedule's slots in the range.
+    pub slots: usize,
+    /// Slots fired now (or, in a dry run, that would be): each a new run.
+    pub fired: usize,
+    /// Slots that had fired before: their runs are left as they are.
+    pub already_fired: usize,
+    /// The runs of the first 100 slots fired (in a dry run, that would be), oldest slot first.
+    pub run_ids: Vec<Uuid>,
+}
+
+/// Backfill Trigger Schedule
+///
+/// Fires every slot of an enabled schedule trigger in `from`..`to` (both included, at most 10,000
+/// slots, none in the future), in the caller's name. A slot's run id is the slot's own, so a slot
+/// that already fired (on time, caught up, or by an earlier backfill) is not fired again, and
+/// repeating a backfill fires nothing new. Backfilled runs are explicit requests: the trigger's
+/// `overlap` policy does not apply to them; a paused trigger's are held. `dry_run` counts and
+/// records nothing.
+#[utoipa::path(
+    post,
+    path = "/triggers/{project_trigger_id}/schedule/backfill",
+    operation_id = "backfill_trigger_schedule",
+    tag = super::openapi::TRIGGERS,
+    security(("OAuth2PasswordBearer" = [])),
+    params(("project_trigger_id" = Uuid, Path, description = "The schedule trigger's id.")),
+    request_body = BackfillRequest,
+    responses(
+        (status = 200, description = "The slots fired, or that a dry run would fire.", body = Backfill),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = InvalidField),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    )
+)]
+async fn backfill(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<BackfillRequest>,
+) -> Result<Json<Backfill>, ApiError> {
+    let now = Utc::now();
+    if request.to > now {
+        return Err(ApiError::invalid(
+            "to",
+            "must not be in the future: future slots fire by themselves",
+        ));
+    }
+    if request.from > request.to {
+        return Err(ApiError::invalid("from", "must not be after `to`"));
+    }
+    let record = state
+        .store
+        .trigger_view(id)
+        .await?
+        .map(|view| view.record)
+        .filter(|record| record.org_id == caller.org_id && !record.is_deleted())
+        .filter(|record| ProviderId::of(&record.provider_id) == Some(PROVIDER))
+        .ok_or(ApiError::NotFound("schedule trigger"))?;
+    if record.status != TriggerStatus::Enabled {
+        return Err(ApiError::Conflict(
+            "the trigger is disabled: enable it to backfill its schedule".into(),
+        ));
+    }
+    let config = record.trigger_config.clone().unwrap_or(Value::Null);
+    let schedule = Schedule::from_config(&config)
+        .map_err(|error| ApiError::Internal(format!("stored schedule unreadable: {error}")))?;
+    let anchor = record.enabled_at.unwrap_or(record.updated_at);
+    // `between` is (from, to]: start a nanosecond early so a slot at `from` itself is included.
+    let slots = schedule.between(
+        request.from - chrono::Duration::nanoseconds(1),
+        request.to,
+        anchor,
+        MAX_BACKFILL_SLOTS + 1,
+    );
+    if slots.len() > MAX_BACKFILL_SLOTS {
+        return Err(ApiError::invalid(
+            "to",
+            format!(
+                "the range holds more than {MAX_BACKFILL_SLOTS} slots: backfill it in narrower ranges"
+            ),
+        ));
+    }
+    let shown = Catalogue::builtin()
+        .find(&record.provider_id, &record.trigger_id)
+        .map_or(Value::Null, |definition| definition.redact(&config));
+    let firing_of = |at: DateTime<Utc>| {
+        Firing::of(
+            &record,
+            RunCause::ScheduleSlot { at },
+            json!({"scheduled_at": at, "fired_at": now, "schedule": shown, "backfill": true}),
+            now,
+        )
+    };
+    let slot_runs: Vec<(DateTime<Utc>, Uuid)> = slots
+        .iter()
+        .map(|slot| {
+            let cause = RunCause::ScheduleSlot { at: slot.at };
+            (slot.at, aggregates::run_id(id, &cause))
+        })
+        .collect();
+    let ids: Vec<Uuid> = slot_runs.iter().map(|(_, run_id)| *run_id).collect();
+    let existing = state.store.existing_runs(&ids).await?;
+    let missing: Vec<(DateTime<Utc>, Uuid)> = slot_runs
+        .iter()
+        .filter(|(_, run_id)| !existing.contains(run_id))
+        .copied()
+        .collect();
+    let stamp = Stamp {
+        at: now,
+        by: Actor::User(caller.user_id),
+    };
+    let mut fired = Vec::new();
+    let mut last_position = None;
+    if request.dry_run {
+        fired = missing.iter().map(|(_, run_id)| *run_id).collect();
+    } else {
+        for chunk in missing.chunks(BACKFILL_CHUNK) {
+            let mut appends = Vec::with_capacity(chunk.len());
+            for (at, _) in chunk {
+                let (_, append) =
+                    Runs::request(firing_of(*at), stamp.clone(), record.paused, &request_id)?;
+                appends.push(append);
+            }
+            match state.store.append_together(appends).await {
+                Ok(positions) => {
+                    last_position = positions.last().copied().or(last_position);
+                    fired.extend(chunk.iter().map(|(_, run_id)| *run_id));
+                }
+                // One of them fired meanwhile (the scheduler, another backfill): one by one, each
+                // append is its own dedupe.
+                Err(crate::store::StoreError::Conflict) => {
+                    for (at, _) in chunk {
+                        let fire = state.runs.fire(
+                            firing_of(*at),
+                            stamp.clone(),
+                            record.paused,
+                            &request_id,
+                        );
+                        if let Fired::New { run_id, position } = fire.await? {
+                            fired.push(run_id);
+                            last_position = Some(position);
+                        }
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        state.runs.projections().wake();
+    }
+    if let Some(position) = last_position {
+        state
+            .projections
+            .wait_for(position, READ_YOUR_WRITES_WAIT)
+            .await;
+    }
+    Ok(Json(Backfill {
+        project_trigger_id: id,
+        from: request.from,
+        to: request.to,
+        dry_run: request.dry_run,
+        slots: slots.len(),
+        fired: fired.len(),
+        already_fired: slots.len() - fired.len(),
+        run_ids: fired.into_iter().take(LISTED_RUNS).collect(),
     }))
 }
 

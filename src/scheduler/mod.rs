@@ -23,6 +23,14 @@
 //! one. That is safe because a trigger's fired slots stay gap-free: each process fires its slots in
 //! order and retries a slot whose firing failed rather than skip it.
 //!
+//! **Overlap.** `trigger_config.overlap` says what a slot does while the trigger's previous run
+//! has not finished: `allow` (the default) fires it anyway; `skip` records its run as skipped
+//! (`RunRequested` and `RunSkipped` in one append, so the slot is on record and never runs);
+//! `buffer_one` lets one run wait behind the unfinished one (recorded `held`; the releaser lets it
+//! go once the trigger has no run requested, running or due again) and skips any further slot. A
+//! guarded slot is not built ahead: whether it runs is decided at its slot, from the trigger's
+//! newest runs in the read model (a read that fails lets the slot fire).
+//!
 //! # Layout
 //! - [`membership`]: which process fires which trigger.
 //! - this module: following the triggers, planning slots, firing them.
@@ -95,6 +103,35 @@ impl CatchUp {
     }
 }
 
+/// What a slot does while the trigger's previous run has not finished (`trigger_config.overlap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    Allow,
+    Skip,
+    BufferOne,
+}
+
+impl Overlap {
+    fn from_config(config: &Value) -> Self {
+        match config.get("overlap").and_then(Value::as_str) {
+            Some("skip") => Self::Skip,
+            Some("buffer_one") => Self::BufferOne,
+            _ => Self::Allow,
+        }
+    }
+}
+
+/// How a slot's run is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Recorded {
+    /// Due at once (or held, if the trigger is paused).
+    Due,
+    /// Held behind the trigger's unfinished run (`buffer_one`).
+    Waiting,
+    /// Recorded as skipped, with why.
+    Skipped(String),
+}
+
 /// One schedule trigger the scheduler follows.
 struct Entry {
     record: TriggerRecord,
@@ -103,6 +140,7 @@ struct Entry {
     anchor: DateTime<Utc>,
     catch_up: CatchUp,
     window: Duration,
+    overlap: Overlap,
     /// The slot queued for it, when this process owns it.
     next: Option<DateTime<Utc>>,
     /// The firing of a slot about to come, built ahead of it.
@@ -198,6 +236,7 @@ impl Scheduler {
                 }
             };
             let (catch_up, window) = CatchUp::from_config(&config);
+            let overlap = Overlap::from_config(&config);
             let anchor = view.record.enabled_at.unwrap_or(view.record.updated_at);
             self.entries.insert(
                 id,
@@ -207,6 +246,7 @@ impl Scheduler {
                     anchor,
                     catch_up,
                     window,
+                    overlap,
                     next: None,
                     prepared: None,
                 },
@@ -346,15 +386,17 @@ impl Scheduler {
             .copied()
             .collect();
         for (at, id) in coming {
-            let ready = self
-                .entries
-                .get(&id)
-                .and_then(|entry| entry.prepared.as_ref())
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            let ready = entry
+                .prepared
+                .as_ref()
                 .is_some_and(|prepared| prepared.at == at);
-            if ready || at <= now {
+            if ready || at <= now || entry.overlap != Overlap::Allow {
                 continue;
             }
-            match self.build(id, at, at) {
+            match self.build(id, at, at, Recorded::Due) {
                 Some(Ok((run_id, append))) => {
                     if let Some(entry) = self.entries.get_mut(&id) {
                         entry.prepared = Some(Prepared { at, run_id, append });
@@ -380,6 +422,7 @@ impl Scheduler {
         }
         let now = Utc::now();
         let mut due = Vec::new();
+        let mut guarded = Vec::new();
         while let Some(&(at, id)) = self.queue.first() {
             if at > now {
                 break;
@@ -389,13 +432,23 @@ impl Scheduler {
                 continue;
             };
             entry.next = None;
+            if entry.overlap != Overlap::Allow {
+                guarded.push((id, at, entry.overlap));
+                continue;
+            }
             let prepared = entry
                 .prepared
                 .take()
                 .filter(|prepared| prepared.at == at)
                 .map(|prepared| Ok((prepared.run_id, prepared.append)));
             // A slot not built ahead (caught up, or queued late) is built now, fired now.
-            if let Some(firing) = prepared.or_else(|| self.build(id, at, now)) {
+            if let Some(firing) = prepared.or_else(|| self.build(id, at, now, Recorded::Due)) {
+                due.push((id, at, firing));
+            }
+        }
+        for (id, at, overlap) in guarded {
+            let recorded = self.overlap_decision(id, overlap).await;
+            if let Some(firing) = self.build(id, at, now, recorded) {
                 due.push((id, at, firing));
             }
         }
@@ -446,8 +499,47 @@ impl Scheduler {
         }
     }
 
+    /// How a slot of a trigger with an overlap policy is recorded, from its newest runs.
+    async fn overlap_decision(&self, id: Uuid, overlap: Overlap) -> Recorded {
+        let runs = match self.store.trigger_runs(id, None, RECENT_RUNS).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::warn!(trigger = %id, %error, "reading the trigger's runs for its overlap policy failed; firing the slot");
+                return Recorded::Due;
+            }
+        };
+        let unfinished: Vec<_> = runs
+            .iter()
+            .filter(|run| !run.record.status.is_final())
+            .collect();
+        let Some(newest) = unfinished.first() else {
+            return Recorded::Due;
+        };
+        let newest_id = newest.record.run_id;
+        match overlap {
+            Overlap::Allow => Recorded::Due,
+            Overlap::Skip => Recorded::Skipped(format!(
+                "overlap: the previous run {newest_id} had not finished"
+            )),
+            Overlap::BufferOne
+                if unfinished.len() == 1 && newest.record.status != aggregates::RunStatus::Held =>
+            {
+                Recorded::Waiting
+            }
+            Overlap::BufferOne => Recorded::Skipped(format!(
+                "overlap: run {newest_id} was already waiting behind the running one"
+            )),
+        }
+    }
+
     /// The run firing slot `at` of trigger `id` starts, fired at `fired_at`, and its append.
-    fn build(&self, id: Uuid, at: DateTime<Utc>, fired_at: DateTime<Utc>) -> Option<Built> {
+    fn build(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        fired_at: DateTime<Utc>,
+        recorded: Recorded,
+    ) -> Option<Built> {
         let record = &self.entries.get(&id)?.record;
         let config = record.trigger_config.clone().unwrap_or(Value::Null);
         let shown = Catalogue::builtin()
@@ -463,12 +555,15 @@ impl Scheduler {
             }),
             fired_at,
         );
-        Some(Runs::request(
-            firing,
-            stamp(fired_at),
-            record.paused,
-            &self.request_id,
-        ))
+        Some(match recorded {
+            Recorded::Due => {
+                Runs::request(firing, stamp(fired_at), record.paused, &self.request_id)
+            }
+            Recorded::Waiting => Runs::request(firing, stamp(fired_at), true, &self.request_id),
+            Recorded::Skipped(reason) => {
+                Runs::request_skipped(firing, stamp(fired_at), reason, &self.request_id)
+            }
+        })
     }
 }
 

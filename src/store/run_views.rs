@@ -125,29 +125,68 @@ impl Store {
 }
 
 impl Store {
-    /// Up to `limit` held runs (fired while their trigger was paused) whose trigger is neither
-    /// paused nor deleted now, the oldest first: the runs a resume releases.
-    pub async fn resumed_held_runs(&self, limit: i64) -> Result<Vec<RunView>, StoreError> {
-        let still_held = match self {
-            Self::Sqlite(_) => {
-                "coalesce(json_extract(t.record, '$.paused'), 0) = 0 AND t.deleted = 0"
-            }
-            Self::Postgres(_) => {
-                "coalesce((t.record->>'paused')::boolean, false) = false AND NOT t.deleted"
-            }
+    /// Up to `limit` held runs whose trigger is neither paused nor deleted now, the oldest first:
+    /// the runs a resume releases. A held run of a schedule with `overlap: buffer_one` waits
+    /// behind the trigger's running one: it is left out while the trigger has a run that is
+    /// requested, running or failed (due again). Each comes with whether its trigger runs one at a
+    /// time (`buffer_one`), so the caller releases at most one of those per trigger.
+    pub async fn resumed_held_runs(&self, limit: i64) -> Result<Vec<(RunView, bool)>, StoreError> {
+        let (still_held, serial) = match self {
+            Self::Sqlite(_) => (
+                "coalesce(json_extract(t.record, '$.paused'), 0) = 0 AND t.deleted = 0",
+                "coalesce(json_extract(t.record, '$.trigger_config.overlap') = 'buffer_one', 0)",
+            ),
+            Self::Postgres(_) => (
+                "coalesce((t.record->>'paused')::boolean, false) = false AND NOT t.deleted",
+                "coalesce(t.record->'trigger_config'->>'overlap' = 'buffer_one', false)",
+            ),
         };
         let sql = format!(
-            "SELECT r.record, r.last_position FROM {runs} r
+            "SELECT r.record, r.last_position, {serial} AS serial FROM {runs} r
                JOIN {triggers} t ON t.project_trigger_id = r.project_trigger_id
               WHERE r.status = 'held' AND {still_held}
+                AND NOT ({serial} AND EXISTS (
+                    SELECT 1 FROM {runs} busy
+                     WHERE busy.project_trigger_id = r.project_trigger_id
+                       AND busy.status IN ('requested', 'running', 'failed')))
               ORDER BY r.requested_at, r.run_id LIMIT $1",
             runs = LIVE_RUNS.table,
             triggers = super::views::LIVE_TRIGGERS.table,
         );
-        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+        let rows: Vec<(serde_json::Value, i64, bool)> = crate::on_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(limit).fetch_all(pool).await
         })?;
-        rows.into_iter().map(run_from_row).collect()
+        rows.into_iter()
+            .map(|(record, position, serial)| Ok((run_from_row((record, position))?, serial)))
+            .collect()
+    }
+
+    /// Which of `run_ids` the run read model holds (a backfill's dry run: the slots fired).
+    pub async fn existing_runs(
+        &self,
+        run_ids: &[Uuid],
+    ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in run_ids.chunks(UPSERT_CHUNK) {
+            let sql = format!(
+                "SELECT run_id FROM {} WHERE run_id IN ({})",
+                LIVE_RUNS.table,
+                in_list(chunk.len())
+            );
+            let rows: Vec<(String,)> = crate::on_pool!(self, |pool| {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(id.to_string());
+                }
+                query.fetch_all(pool).await
+            })?;
+            for (id,) in rows {
+                if let Ok(id) = id.parse() {
+                    found.insert(id);
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -5,6 +5,7 @@ mod fake_github;
 mod fake_stripe;
 mod helpers;
 
+mod backfill;
 mod circuit;
 mod cli;
 mod connections;
@@ -29,6 +30,7 @@ mod operations;
 mod ordering;
 mod outage;
 mod outbound;
+mod overlap;
 mod pause;
 mod pollers;
 mod projections;

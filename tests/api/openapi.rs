@@ -194,6 +194,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
     ),
     (
         "post",
+        "/triggers/{project_trigger_id}/schedule/backfill",
+        "backfill_trigger_schedule",
+        "Backfill Trigger Schedule",
+        true,
+    ),
+    (
+        "post",
         "/organizations/{org_id}/triggers/{project_trigger_id}/scheduled/key/{api_key}",
         "scheduled_trigger",
         "Scheduled Trigger",
@@ -572,6 +579,13 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "get",
             "/triggers/{project_trigger_id}/schedule",
             &["200", "401", "404", "422", "429", "500", "503"],
+        ),
+        (
+            "post",
+            "/triggers/{project_trigger_id}/schedule/backfill",
+            &[
+                "200", "401", "403", "404", "409", "413", "415", "422", "429", "500", "503",
+            ],
         ),
         (
             "post",

@@ -43,6 +43,14 @@ pub(super) fn triggers() -> Vec<TriggerSpec> {
                     "enum": ["latest", "all", "none"],
                     "default": "latest",
                 },
+                "overlap": {
+                    "description": "What a slot does while the trigger's previous run has not \
+                        finished: `allow` fires it anyway, `skip` records it as skipped, \
+                        `buffer_one` lets one run wait (held) behind the unfinished one and skips \
+                        further slots until it has run.",
+                    "enum": ["allow", "skip", "buffer_one"],
+                    "default": "allow",
+                },
                 "catch_up_window_seconds": {
                     "description": "How far back catch-up looks, in seconds (default one day).",
                     "type": "integer",
