@@ -50,6 +50,7 @@ pub struct App {
     projector: tokio::task::JoinHandle<()>,
     executor: Option<tokio::task::JoinHandle<()>>,
     releaser: tokio::task::JoinHandle<()>,
+    replayer: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
     poller: Option<tokio::task::JoinHandle<()>>,
     membership: tokio::task::JoinHandle<()>,
@@ -149,6 +150,13 @@ impl App {
             )
         });
         let releaser = crate::release::spawn(store.clone(), runs.clone(), stop.clone());
+        let replayer = crate::replayer::spawn(
+            store.clone(),
+            runs.clone(),
+            projections.clone(),
+            serve.executor.executor_concurrency,
+            stop.clone(),
+        );
         let circuits = Arc::new(Circuits::new(CircuitSettings {
             threshold: serve.executor.executor_circuit_threshold.max(1),
             cool_down: std::time::Duration::from_millis(
@@ -195,6 +203,7 @@ impl App {
             projector,
             executor,
             releaser,
+            replayer,
             scheduler,
             poller,
             membership,
@@ -259,6 +268,7 @@ impl App {
             executor.await.context("stopping the executor")?;
         }
         self.releaser.await.context("stopping the releaser")?;
+        self.replayer.await.context("stopping the replayer")?;
         self.projector.await.context("stopping the projector")?;
         self.store.close().await;
         tracing::info!("stopped");

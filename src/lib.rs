@@ -22,6 +22,8 @@
 //! - [`runs`]: recording firings (deduplicated by cause) and run transitions.
 //! - [`executor`]: takes due runs, claims one attempt at a time, delivers, records the outcome.
 //! - [`scheduler`]: fires schedule triggers on their slots, shared among engine processes.
+//! - [`release`]: releases held runs once their trigger resumes (or a buffered slot's turn comes).
+//! - [`replayer`]: works bulk replays step by step, shared among engine processes.
 //! - [`outbound`]: the guard on requests to tenant-chosen destinations (no private addresses).
 //! - [`poller`]: polls RSS/Atom feeds and JSON endpoints, firing one run per new item.
 //! - [`nul`]: U+0000 in recorded data, which PostgreSQL cannot hold: refused or replaced.
@@ -46,6 +48,7 @@ pub mod providers;
 pub mod rebuild;
 pub mod registration;
 pub mod release;
+pub mod replayer;
 pub mod runs;
 pub mod scheduler;
 pub mod store;

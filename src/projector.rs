@@ -1,4 +1,4 @@
-//! The live projector: tails the global log into the read models (triggers, runs), and lets
+//! The live projector: tails the global log into the read models (triggers, runs, replays), and lets
 //! writers wait until their write is visible there (read-your-writes).
 //!
 //! Each batch and its checkpoint commit together, so a crash neither loses nor repeats an event; on
@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::views::{ViewTarget, LIVE_RUNS, LIVE_TRIGGERS};
+use crate::store::views::{ViewTarget, LIVE_REPLAYS, LIVE_RUNS, LIVE_TRIGGERS};
 use crate::store::Store;
 
 /// Events folded per transaction: large enough to amortise the commit, small enough that a batch
@@ -100,7 +100,7 @@ pub fn spawn(
 }
 
 /// The live read models, folded in turn.
-const LIVE: [ViewTarget; 2] = [LIVE_TRIGGERS, LIVE_RUNS];
+const LIVE: [ViewTarget; 3] = [LIVE_TRIGGERS, LIVE_RUNS, LIVE_REPLAYS];
 
 /// Folds one batch into each live read model (a transaction each) and returns the position all of
 /// them have reached.

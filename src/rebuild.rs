@@ -1,4 +1,4 @@
-//! Blue/green rebuild of a read model (triggers or runs), safe while `serve` runs on the same store.
+//! Blue/green rebuild of a read model (triggers, runs or replays), safe while `serve` runs on the same store.
 //!
 //! The new table is filled from position 0 beside the live one, batch by batch, while the live
 //! projector carries on. The swap is one transaction: it takes the live checkpoint's row lock (so
@@ -8,7 +8,9 @@
 use serde::Serialize;
 
 use crate::projector::BATCH_SIZE;
-use crate::store::views::{ViewTarget, LIVE_RUNS, LIVE_TRIGGERS, NEXT_RUNS, NEXT_TRIGGERS};
+use crate::store::views::{
+    ViewTarget, LIVE_REPLAYS, LIVE_RUNS, LIVE_TRIGGERS, NEXT_REPLAYS, NEXT_RUNS, NEXT_TRIGGERS,
+};
 use crate::store::{Store, StoreError};
 
 /// What a rebuild did, printed by `trigger-engine projections rebuild`.
@@ -33,6 +35,17 @@ pub async fn rebuild_triggers(store: &Store) -> Result<RebuildReport, StoreError
 /// Rebuilds the run read model from the start of the log and swaps it in.
 pub async fn rebuild_runs(store: &Store) -> Result<RebuildReport, StoreError> {
     rebuild(store, projections::runs::NAME, LIVE_RUNS, NEXT_RUNS).await
+}
+
+/// Rebuilds the replay read model from the start of the log and swaps it in.
+pub async fn rebuild_replays(store: &Store) -> Result<RebuildReport, StoreError> {
+    rebuild(
+        store,
+        projections::replays::NAME,
+        LIVE_REPLAYS,
+        NEXT_REPLAYS,
+    )
+    .await
 }
 
 async fn rebuild(

@@ -6,7 +6,9 @@
 //! # Layout
 //! - [`triggers`]: the trigger read model behind the trigger GET endpoints, and its fold.
 //! - [`runs`]: the run read model behind `GET /triggers/{id}/runs` and the executors' work queue.
+//! - [`replays`]: the bulk replay read model behind `GET /replays` and the replayers' work list.
 
+pub mod replays;
 pub mod runs;
 pub mod triggers;
 
@@ -14,7 +16,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 /// The read models the engine keeps, by the name operators use on the command line.
-pub const NAMES: [&str; 2] = [triggers::NAME, runs::NAME];
+pub const NAMES: [&str; 3] = [triggers::NAME, runs::NAME, replays::NAME];
 
 /// Folds a batch of events (in log order) over the rows they touch, returning only the rows that
 /// changed, each once. Storage loads `current` for the batch's streams, then writes the result back.

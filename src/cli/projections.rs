@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::print_line;
 use crate::config::ProjectionsCommand;
-use crate::rebuild::{rebuild_runs, rebuild_triggers};
+use crate::rebuild::{rebuild_replays, rebuild_runs, rebuild_triggers};
 use crate::store::Store;
 
 pub async fn run(
@@ -41,6 +41,9 @@ pub async fn run(
             }
             if all || name.as_deref() == Some(projections::runs::NAME) {
                 print_line(out, &rebuild_runs(store).await?)?;
+            }
+            if all || name.as_deref() == Some(projections::replays::NAME) {
+                print_line(out, &rebuild_replays(store).await?)?;
             }
         }
     }

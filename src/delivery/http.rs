@@ -84,6 +84,9 @@ struct Body<'a> {
     cause: &'a RunCause,
     payload: &'a Value,
     received_at: DateTime<Utc>,
+    /// A bulk replay ran a succeeded run again: this is the new run, `replay_of` the original.
+    is_replay: bool,
+    replay_of: Option<Uuid>,
 }
 
 impl<'a> Body<'a> {
@@ -100,6 +103,11 @@ impl<'a> Body<'a> {
             cause: &firing.cause,
             payload: &firing.payload,
             received_at: firing.received_at,
+            is_replay: matches!(firing.cause, RunCause::Replay { .. }),
+            replay_of: match firing.cause {
+                RunCause::Replay { of, .. } => Some(of),
+                _ => None,
+            },
         }
     }
 }
@@ -373,6 +381,8 @@ mod tests {
                 "cause": {"kind": "delivery", "key": "evt_1"},
                 "payload": {"id": "evt_1", "customer": {"email": "a@example.com"}},
                 "received_at": "2023-11-14T22:13:20Z",
+                "is_replay": false,
+                "replay_of": null,
             })
         );
         // The executor's view: the signature checks out over the exact bytes it received.

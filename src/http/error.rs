@@ -5,6 +5,7 @@
 //! The body is the [`Problem`] struct, so the schema the OpenAPI document shows is derived from
 //! the very type that is serialised; [`responses`] names one reusable response per variant.
 
+use aggregates::ReplayError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -430,6 +431,18 @@ impl From<RunCommandError> for ApiError {
             RunCommandError::Rejected(refused) => Self::Conflict(refused.to_string()),
             RunCommandError::Contended => Self::Conflict(RunCommandError::Contended.to_string()),
             RunCommandError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ReplayError> for ApiError {
+    fn from(error: ReplayError) -> Self {
+        match error {
+            ReplayError::NotFound => Self::NotFound("replay"),
+            ReplayError::NothingSelected => Self::invalid("selection", "matches no run"),
+            refused @ (ReplayError::AlreadyExists
+            | ReplayError::StaleStep { .. }
+            | ReplayError::Over(_)) => Self::Conflict(refused.to_string()),
         }
     }
 }

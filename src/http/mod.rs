@@ -37,6 +37,7 @@ pub mod openapi;
 pub mod pollers;
 pub mod providers;
 pub mod rate_limit;
+pub mod replays;
 pub mod request_id;
 pub mod runs;
 pub mod schedules;
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .merge(providers::router())
         .merge(webhooks::router())
         .merge(runs::router())
+        .merge(replays::router())
         .merge(history::router())
         .merge(events::router())
         .merge(schedules::router())

@@ -1,7 +1,7 @@
 //! The global log: every event of every stream, by gap-free position in commit order.
 
 use aggregates::event::EVENT_VERSION;
-use aggregates::{Run, RunEvent, Trigger, TriggerEvent};
+use aggregates::{Replay, ReplayEvent, Run, RunEvent, Trigger, TriggerEvent};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Serialize;
@@ -41,6 +41,14 @@ impl LoggedEvent {
             return Ok(None);
         }
         decode::<Run>(&self.event_type, &self.event_version, self.payload.clone()).map(Some)
+    }
+
+    /// The event as the replay domain reads it, if it belongs to a replay stream.
+    pub fn replay_event(&self) -> Result<Option<ReplayEvent>, StoreError> {
+        if self.aggregate_type != Replay::TYPE {
+            return Ok(None);
+        }
+        decode::<Replay>(&self.event_type, &self.event_version, self.payload.clone()).map(Some)
     }
 
     /// The stream's id: every stream we write is named by a UUID.

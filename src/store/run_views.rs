@@ -311,6 +311,9 @@ impl Tx {
                 "CREATE INDEX run_view_held_{suffix} ON {table} (requested_at)
                     WHERE status = 'held'"
             ),
+            format!(
+                "CREATE INDEX run_view_org_requested_{suffix} ON {table} (org_id, requested_at)"
+            ),
         ];
         for statement in statements {
             self.execute(&statement).await?;

@@ -1,4 +1,4 @@
-//! One aggregate's stream (a trigger's or a run's): load it (snapshot plus the events after it)
+//! One aggregate's stream (a trigger's, a run's or a replay's): load it (snapshot plus the events after it)
 //! and append to it.
 //!
 //! Both are our own SQL, one statement each on the hot path: loading reads the snapshot and the
@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aggregates::{Actor, Run, RunEvent, Trigger, TriggerEvent};
+use aggregates::{Actor, Replay, ReplayEvent, Run, RunEvent, Trigger, TriggerEvent};
 use cqrs_es::persist::PersistedEventRepository;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,10 @@ impl Streamed for Trigger {
 
 impl Streamed for Run {
     const EVENT_TYPES: &'static [&'static str] = &RunEvent::TYPES;
+}
+
+impl Streamed for Replay {
+    const EVENT_TYPES: &'static [&'static str] = &ReplayEvent::TYPES;
 }
 
 /// An aggregate as its stream describes it, with the sequence of the last event that made it so.

@@ -1,6 +1,6 @@
 //! Read models in the database: projecting batches of the log into them (each with its checkpoint,
 //! in one transaction), reading the trigger model, and swapping in a rebuilt copy. The run model's
-//! tables are in [`super::run_views`].
+//! tables are in [`super::run_views`], the replay model's in [`super::replay_views`].
 
 use std::collections::HashMap;
 
@@ -17,6 +17,7 @@ use super::{Store, StoreError};
 pub enum Model {
     Triggers,
     Runs,
+    Replays,
 }
 
 /// Where a projection writes: its model, its table and its checkpoint row.
@@ -55,12 +56,27 @@ pub const NEXT_RUNS: ViewTarget = ViewTarget {
     checkpoint: "runs@rebuild",
 };
 
+/// The replay table the API and the replayers read.
+pub const LIVE_REPLAYS: ViewTarget = ViewTarget {
+    model: Model::Replays,
+    table: "replay_view",
+    checkpoint: projections::replays::NAME,
+};
+
+/// The fresh replay table a rebuild fills.
+pub const NEXT_REPLAYS: ViewTarget = ViewTarget {
+    model: Model::Replays,
+    table: "replay_view_next",
+    checkpoint: "replays@rebuild",
+};
+
 impl ViewTarget {
     /// The live table and the rebuild table of the read model an operator names.
     pub fn by_name(name: &str) -> Option<(ViewTarget, ViewTarget)> {
         match name {
             projections::triggers::NAME => Some((LIVE_TRIGGERS, NEXT_TRIGGERS)),
             projections::runs::NAME => Some((LIVE_RUNS, NEXT_RUNS)),
+            projections::replays::NAME => Some((LIVE_REPLAYS, NEXT_REPLAYS)),
             _ => None,
         }
     }
@@ -324,6 +340,7 @@ impl Tx {
         match target.model {
             Model::Triggers => self.fold_triggers(target.table, &events).await?,
             Model::Runs => self.fold_runs(target.table, &events).await?,
+            Model::Replays => self.fold_replays(target.table, &events).await?,
         }
         self.set_checkpoint(target.checkpoint, last).await?;
         Ok(last)
@@ -434,6 +451,7 @@ impl Tx {
         match target.model {
             Model::Triggers => self.create_trigger_table(target.table).await,
             Model::Runs => self.create_run_table(target.table).await,
+            Model::Replays => self.create_replay_table(target.table).await,
         }
     }
 

@@ -112,7 +112,10 @@ async fn it_should_report_and_rebuild_projections_from_the_command_line(db: Test
 
     let status = lines(&engine(&db, &["projections", "status"]).await);
     let names: Vec<&Value> = status.iter().map(|line| &line["projection"]).collect();
-    assert_eq!(names, [&json!("runs"), &json!("triggers")]);
+    assert_eq!(
+        names,
+        [&json!("replays"), &json!("runs"), &json!("triggers")]
+    );
     for line in &status {
         assert_eq!(line["lag"], 0);
         assert_eq!(line["checkpoint"], 1);
@@ -123,7 +126,10 @@ async fn it_should_report_and_rebuild_projections_from_the_command_line(db: Test
     assert_eq!(rebuilt[0]["position"], 1);
     let every = lines(&engine(&db, &["projections", "rebuild"]).await);
     let names: Vec<&Value> = every.iter().map(|line| &line["projection"]).collect();
-    assert_eq!(names, [&json!("triggers"), &json!("runs")]);
+    assert_eq!(
+        names,
+        [&json!("triggers"), &json!("runs"), &json!("replays")]
+    );
     let unknown = engine(&db, &["projections", "rebuild", "nonesuch"]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown projection"));

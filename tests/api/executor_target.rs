@@ -1,7 +1,7 @@
-//! A local executor target for the circuit-breaker and fairness tests: answers every call with the
+//! A local executor target for the circuit-breaker, fairness and replay tests: answers every call with the
 //! status it is set to, after a set delay, and records each call.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,13 +22,15 @@ pub struct Call {
     pub at: Instant,
     /// The status it was answered with.
     pub status: u16,
+    /// The JSON the engine sent.
+    pub body: Value,
 }
 
 #[derive(Clone)]
 pub struct Target {
     pub calls: Arc<Mutex<Vec<Call>>>,
     status: Arc<AtomicU16>,
-    delay: Duration,
+    delay_ms: Arc<AtomicU64>,
     /// `http://127.0.0.1:PORT`, the origin the engine keys the target's circuit on.
     pub origin: String,
 }
@@ -39,7 +41,7 @@ impl Target {
         let target = Self {
             calls: Arc::default(),
             status: Arc::new(AtomicU16::new(status)),
-            delay,
+            delay_ms: Arc::new(AtomicU64::new(delay.as_millis() as u64)),
             origin: format!("http://{}", listener.local_addr().unwrap()),
         };
         let app = axum::Router::new()
@@ -51,6 +53,12 @@ impl Target {
 
     pub fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers later calls after `delay`.
+    pub fn delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -71,7 +79,8 @@ impl Target {
 
 async fn receive(State(target): State<Target>, body: String) -> StatusCode {
     let at = Instant::now();
-    tokio::time::sleep(target.delay).await;
+    let delay = Duration::from_millis(target.delay_ms.load(Ordering::SeqCst));
+    tokio::time::sleep(delay).await;
     let body: Value = serde_json::from_str(&body).unwrap();
     let status = target.status.load(Ordering::SeqCst);
     let id = |field: &str| body[field].as_str().unwrap().parse().unwrap();
@@ -80,6 +89,7 @@ async fn receive(State(target): State<Target>, body: String) -> StatusCode {
         org_id: id("org_id"),
         at,
         status,
+        body,
     });
     StatusCode::from_u16(status).unwrap()
 }

@@ -35,6 +35,7 @@ mod pause;
 mod pollers;
 mod projections;
 mod registration;
+mod replay;
 mod roles;
 mod schedules;
 mod streams;

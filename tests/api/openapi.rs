@@ -213,6 +213,22 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "Polling Trigger",
         false,
     ),
+    ("post", "/runs/replay", "replay_runs", "Replay Runs", true),
+    ("get", "/replays", "list_replays", "List Replays", true),
+    (
+        "get",
+        "/replays/{replay_id}",
+        "get_replay",
+        "Get Replay",
+        true,
+    ),
+    (
+        "post",
+        "/replays/{replay_id}/cancel",
+        "cancel_replay",
+        "Cancel Replay",
+        true,
+    ),
     ("get", "/healthz", "health", "Health", false),
     ("get", "/readyz", "readiness", "Readiness", false),
     ("get", "/metrics", "metrics", "Metrics", false),
@@ -596,6 +612,30 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "post",
             "/organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}",
             &["204", "401", "404", "410", "422", "429", "500", "503"],
+        ),
+        (
+            "post",
+            "/runs/replay",
+            &[
+                "200", "202", "401", "403", "413", "415", "422", "429", "500", "503",
+            ],
+        ),
+        (
+            "get",
+            "/replays",
+            &["200", "401", "422", "429", "500", "503"],
+        ),
+        (
+            "get",
+            "/replays/{replay_id}",
+            &["200", "401", "404", "422", "429", "500", "503"],
+        ),
+        (
+            "post",
+            "/replays/{replay_id}/cancel",
+            &[
+                "200", "401", "403", "404", "409", "422", "429", "500", "503",
+            ],
         ),
         ("get", "/healthz", &["200", "503"]),
         ("get", "/readyz", &["200", "503"]),

@@ -105,13 +105,14 @@ fn typeform_connection() -> Value {
     })
 }
 
-/// `path` with its parameters naming the organisation's resources (a run no one has: there is
-/// none to name).
+/// `path` with its parameters naming the organisation's resources (a run and a replay no one
+/// has: there is none to name).
 fn concrete(path: &str, resources: &Resources) -> String {
     path.replace("{project_id}", "p1")
         .replace("{project_trigger_id}", &resources.trigger)
         .replace("{connection_id}", &resources.connection)
         .replace("{run_id}", &Uuid::new_v4().to_string())
+        .replace("{replay_id}", &Uuid::new_v4().to_string())
         .replace("{provider_id}", "rss")
         .replace("{trigger_id}", "on_new_item")
 }
@@ -121,6 +122,8 @@ fn body(method: &Method, path: &str) -> Option<Value> {
     match (method.as_str(), path) {
         ("POST", "/projects/{project_id}/triggers") => Some(rss()),
         ("POST", "/connections") => Some(typeform_connection()),
+        // Nothing to replay: the member's answer is a 422, not a 403.
+        ("POST", "/runs/replay") => Some(json!({"statuses": ["dead_lettered"]})),
         _ => None,
     }
 }

@@ -1,0 +1,260 @@
+//! Working bulk replays: every engine process takes part, step by step, and a replay's progress
+//! lives in its stream, so any process carries on where another stopped or crashed.
+//!
+//! A step settles the replay's released runs that have finished, then releases the next items, as
+//! many as keep the replay's unfinished runs within the executor's concurrency (a replay of
+//! 10,000 runs goes at the executor's pace, never ahead of it). Releasing comes before recording
+//! the step: a process that crashes in between releases the same items again next time, which
+//! changes nothing (a run retries at most once per replay; a rerun's id derives from the replay
+//! and the run). Two processes stepping one replay race on the stream's sequence; the loser
+//! reloads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregates::event::Stamp;
+use aggregates::{
+    Actor, Firing, Replay, ReplayCommand, ReplayError, ReplayItem, ReplayState, RunCommand,
+    RunError, RunStatus,
+};
+use chrono::Utc;
+use projections::replays::ReplayView;
+use projections::runs::RunView;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::projector::ProjectionHandle;
+use crate::runs::{RunCommandError, Runs};
+use crate::store::streams::EventMetadata;
+use crate::store::{Store, StoreError};
+
+/// How often an idle replayer looks for replays when the log does not move.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+
+/// Running replays worked per pass, oldest first.
+const REPLAYS_PER_PASS: i64 = 16;
+
+/// The most items one step releases, so a step's appends stay small whatever the pace.
+const MAX_RELEASE: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Run(#[from] RunCommandError),
+    #[error("the replay refused the step: {0}")]
+    Replay(#[from] ReplayError),
+}
+
+/// A replay as this process last loaded or stepped it.
+struct Cached {
+    replay: Replay,
+    sequence: usize,
+}
+
+/// Starts the replayer; it stops when `shutdown` is cancelled. `pace` is how many of a replay's
+/// runs may be unfinished at once: the executor's concurrency.
+pub fn spawn(
+    store: Arc<Store>,
+    runs: Runs,
+    projections: ProjectionHandle,
+    pace: usize,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let pace = pace.max(1);
+    tokio::spawn(async move {
+        let mut cache: HashMap<Uuid, Cached> = HashMap::new();
+        let mut moved = projections.subscribe();
+        loop {
+            if let Err(error) = work(&store, &runs, &mut cache, pace).await {
+                tracing::error!(%error, "working the replays failed; retrying");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = moved.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+        }
+    })
+}
+
+/// One pass: a step of each running replay.
+async fn work(
+    store: &Store,
+    runs: &Runs,
+    cache: &mut HashMap<Uuid, Cached>,
+    pace: usize,
+) -> Result<(), StoreError> {
+    let running = store.running_replays(REPLAYS_PER_PASS).await?;
+    cache.retain(|id, _| running.iter().any(|view| view.replay_id == *id));
+    for view in running {
+        let replay_id = view.replay_id;
+        match step(store, runs, cache, &view, pace).await {
+            Ok(()) => {}
+            Err(ReplayerError::Store(StoreError::Conflict) | ReplayerError::Replay(_)) => {
+                // Another process stepped it first (or it ended meanwhile): reload next pass.
+                cache.remove(&replay_id);
+            }
+            Err(error) => {
+                cache.remove(&replay_id);
+                tracing::error!(%replay_id, %error, "a replay step failed; retrying");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a released item's run ended, if it has.
+fn settled(outcome: Option<&RunView>, view: &ReplayView) -> Option<bool> {
+    let run = outcome?;
+    // A retried run's row shows its old ending until the projector has folded the retry: only a
+    // row changed since the replay was requested tells how the retry went.
+    if run.last_position <= view.requested_position || !run.record.status.is_final() {
+        return None;
+    }
+    Some(run.record.status == RunStatus::Succeeded)
+}
+
+async fn step(
+    store: &Store,
+    runs: &Runs,
+    cache: &mut HashMap<Uuid, Cached>,
+    view: &ReplayView,
+    pace: usize,
+) -> Result<(), ReplayerError> {
+    let replay_id = view.replay_id;
+    let cached = match cache.entry(replay_id) {
+        std::collections::hash_map::Entry::Occupied(cached) => cached.into_mut(),
+        std::collections::hash_map::Entry::Vacant(vacant) => {
+            let loaded = store.load::<Replay>(replay_id).await?;
+            vacant.insert(Cached {
+                replay: loaded.state,
+                sequence: loaded.sequence,
+            })
+        }
+    };
+    let Some(record) = cached.replay.record() else {
+        return Ok(());
+    };
+    if record.state != ReplayState::Running {
+        return Ok(());
+    }
+
+    let outcomes = store.run_views(&record.pending).await?;
+    let mut succeeded = Vec::new();
+    let mut failed = Vec::new();
+    for run in &record.pending {
+        match settled(outcomes.get(run), view) {
+            Some(true) => succeeded.push(*run),
+            Some(false) => failed.push(*run),
+            None => {}
+        }
+    }
+    let unfinished = record.pending.len() - succeeded.len() - failed.len();
+    let room = pace.saturating_sub(unfinished).min(MAX_RELEASE);
+    let from = record.released;
+    let items: Vec<ReplayItem> = record.next_items(room).to_vec();
+    let requested_by = record.requested_by.clone();
+    for outcome_run in release(store, runs, replay_id, &items, &requested_by).await? {
+        failed.push(outcome_run);
+    }
+
+    let stamp = Stamp {
+        at: Utc::now(),
+        by: Actor::system("replayer"),
+    };
+    let events = cached.replay.decide(ReplayCommand::Step {
+        from,
+        released: items.len(),
+        succeeded,
+        failed,
+        stamp,
+    })?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let metadata = EventMetadata {
+        actor: Actor::system("replayer"),
+        org_id: view.org_id,
+        request_id: format!("replay:{replay_id}"),
+    };
+    store
+        .append::<Replay>(replay_id, cached.sequence, &events, &metadata)
+        .await?;
+    cached.sequence += events.len();
+    for event in events {
+        cqrs_es::Aggregate::apply(&mut cached.replay, event);
+    }
+    runs.projections().wake();
+    Ok(())
+}
+
+/// Releases `items` in the name of the person who asked for the replay. Returns the outcome runs
+/// of items that cannot run any more (their trigger was deleted since): they settle as failed.
+async fn release(
+    store: &Store,
+    runs: &Runs,
+    replay_id: Uuid,
+    items: &[ReplayItem],
+    requested_by: &Actor,
+) -> Result<Vec<Uuid>, ReplayerError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let request_id = format!("replay:{replay_id}");
+    let ids: Vec<Uuid> = items.iter().map(|item| item.run_id).collect();
+    let originals = store.run_views(&ids).await?;
+    let mut triggers = HashMap::new();
+    let mut gone = Vec::new();
+    for item in items {
+        let trigger = match triggers.get(&item.project_trigger_id) {
+            Some(trigger) => trigger,
+            None => {
+                let view = store.trigger_view(item.project_trigger_id).await?;
+                triggers
+                    .entry(item.project_trigger_id)
+                    .or_insert(view.map(|view| view.record))
+            }
+        };
+        let Some(trigger) = trigger.as_ref().filter(|trigger| !trigger.is_deleted()) else {
+            gone.push(item.outcome_run(replay_id));
+            continue;
+        };
+        let stamp = Stamp {
+            at: Utc::now(),
+            by: requested_by.clone(),
+        };
+        if item.rerun {
+            let Some(original) = originals.get(&item.run_id) else {
+                gone.push(item.outcome_run(replay_id));
+                continue;
+            };
+            // The original payload, as the run had it; the cause names the replay and the run.
+            let firing = Firing {
+                cause: item.rerun_cause(replay_id),
+                received_at: stamp.at,
+                ..original.record.firing.clone()
+            };
+            runs.fire(firing, stamp, trigger.paused, &request_id)
+                .await?;
+        } else {
+            let retry = RunCommand::Retry {
+                stamp,
+                replay_id: Some(replay_id),
+            };
+            match runs
+                .execute(item.run_id, retry, requested_by, &request_id)
+                .await
+            {
+                Ok(_) => {}
+                // Running or finished meanwhile (its own retry, or a person's): it settles when
+                // it ends, as if this replay had retried it.
+                Err(RunCommandError::Rejected(RunError::NotRetryable(_))) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Ok(gone)
+}
