@@ -22,7 +22,10 @@
 //! 3. Dispatch. An engine without executors records `BENCH_RUNS` runs; a second engine on the same
 //!    store then starts executors against a local receiver that answers 200 at once, and the
 //!    figure is the time until every run shows `succeeded` in the run read model. Then the same
-//!    with the built-in executor.
+//!    with the built-in executor. Then bulk replay: `BENCH_RUNS` runs of 100 real triggers are
+//!    dispatched, and one replay runs them all again as new runs; its throughput beside theirs.
+//!    The ingestion's "another event type" and "forged delivery" figures each record an outcome
+//!    for `explain` (the background writer's work is in the engine's CPU).
 //!
 //! The client signs each delivery as it sends it (HMAC-SHA256 over a body of under 1 KB); the cost
 //! of that is measured and printed first, to show it is small beside a request.
@@ -42,7 +45,8 @@ use std::time::{Duration, Instant};
 
 use aggregates::event::Stamp;
 use aggregates::{
-    Actor, Firing, NewTrigger, Run, RunCause, RunCommand, TriggerAction, TriggerCommand,
+    Actor, Firing, NewTrigger, Replay, ReplayCommand, ReplayItem, ReplaySelection, ReplayState,
+    Run, RunCause, RunCommand, RunStatus, TriggerAction, TriggerCommand,
 };
 use chrono::Utc;
 use hmac::{Hmac, Mac};
@@ -57,6 +61,7 @@ use trigger_engine::config::{ServeConfig, StoreConfig};
 use trigger_engine::identity::Secret;
 use trigger_engine::on_pool;
 use trigger_engine::runs::Fired;
+use trigger_engine::store::streams::EventMetadata;
 use trigger_engine::store::Store;
 use uuid::Uuid;
 
@@ -767,6 +772,24 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
         ),
     )
     .await;
+    // A flood of forged deliveries: read, verify (fails), 401; each leaves a `rejected` outcome
+    // for `explain`, queued for the background writer.
+    let forged = load(best, settings.window, {
+        let (client, endpoints, events) =
+            (client.clone(), endpoints.clone(), customer_created.clone());
+        move |n| {
+            let (url, _) = &endpoints.triggers[n % endpoints.triggers.len()];
+            let body = events.body(&format!("evt_forged_{n}"));
+            let signature = stripe_signature("whsec_forged", Utc::now().timestamp(), &body);
+            let request = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("stripe-signature", signature)
+                .body(body);
+            answered(request, StatusCode::UNAUTHORIZED)
+        }
+    })
+    .await;
     let head_before_fire = store.head().await?;
     let fired = load(best, settings.window, {
         move |n| {
@@ -802,8 +825,12 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
         disabled.row()
     );
     println!(
-        "| delivery of another event type (204: read, verify, parse; no write) | {} |",
+        "| delivery of another event type (204: read, verify, parse; an `ignored` outcome recorded) | {} |",
         ignored.row()
+    );
+    println!(
+        "| forged delivery (401: read, verify; a `rejected` outcome recorded) | {} |",
+        forged.row()
     );
     println!(
         "| delivery that fires (204: read, verify, parse, append) | {} |",
@@ -993,7 +1020,8 @@ async fn dispatch(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
         ),
         ("built-in executor", None),
     ] {
-        record_runs(&recorder, settings.runs, label).await?;
+        let nowhere: Arc<Vec<Uuid>> = Arc::new((0..100).map(|_| Uuid::new_v4()).collect());
+        record_runs(&recorder, settings.runs, label, Uuid::new_v4(), nowhere).await?;
         let succeeded_before = succeeded(&recorder.store).await?;
         let calls_before = receiver.calls.load(Ordering::Relaxed);
         let executor = engine(&url, settings, settings.executor_concurrency, executor_url).await?;
@@ -1023,17 +1051,151 @@ async fn dispatch(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
             cpu.columns(finished as f64 / seconds)
         );
     }
+    replay(&url, &recorder, &receiver, settings).await?;
     stop(recorder, settings).await?;
+    Ok(())
+}
+
+/// Bulk replay's throughput: `BENCH_RUNS` runs of 100 real triggers are dispatched (the figure to
+/// compare with), then one replay runs every one of them again as a new run, through the
+/// replayers of the executor engine, at its pace (`BENCH_EXECUTOR_CONCURRENCY` unfinished runs
+/// of the replay at a time). Timed from the replay's request until its read model says finished.
+async fn replay(
+    url: &str,
+    recorder: &App,
+    receiver: &Receiver,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let org_id = Uuid::new_v4();
+    let triggers: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
+    for id in &triggers {
+        let create = TriggerAction::CreateTrigger(NewTrigger {
+            project_trigger_id: *id,
+            org_id,
+            project_id: "project-replayed".into(),
+            connection_id: None,
+            provider_id: "stripe".into(),
+            trigger_id: "on_customer_created".into(),
+            trigger_config: Some(json!({"signing_secret": "whsec_benchreplay"})),
+        });
+        let by = Actor::system("bench");
+        let command = TriggerCommand::new(Utc::now(), by.clone(), create);
+        recorder
+            .commands
+            .execute(*id, command, "bench-seed")
+            .await?;
+        let enable = TriggerCommand::new(Utc::now(), by, TriggerAction::EnableTrigger);
+        recorder.commands.execute(*id, enable, "bench-seed").await?;
+    }
+    let originals = record_runs(
+        recorder,
+        settings.runs,
+        "replayed",
+        org_id,
+        Arc::new(triggers),
+    )
+    .await?;
+    let before = succeeded(&recorder.store).await?;
+    let executor = engine(
+        url,
+        settings,
+        settings.executor_concurrency,
+        Some(receiver.url.clone()),
+    )
+    .await?;
+    let limit = Duration::from_secs(600);
+    let started = Instant::now();
+    let target = before + settings.runs as i64;
+    while succeeded(&recorder.store).await? < target && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dispatch_seconds = started.elapsed().as_secs_f64();
+
+    let replay_id = Uuid::new_v4();
+    let items = originals
+        .iter()
+        .map(|(run_id, trigger)| ReplayItem {
+            run_id: *run_id,
+            project_trigger_id: *trigger,
+            rerun: true,
+        })
+        .collect();
+    let events = Replay::default().decide(ReplayCommand::Request {
+        replay_id,
+        org_id,
+        selection: ReplaySelection {
+            statuses: vec![RunStatus::Succeeded],
+            ..ReplaySelection::default()
+        },
+        items,
+        stamp: Stamp {
+            at: Utc::now(),
+            by: Actor::system("bench"),
+        },
+    })?;
+    let metadata = EventMetadata {
+        actor: Actor::system("bench"),
+        org_id,
+        request_id: "bench-replay".into(),
+    };
+    let ticks = Ticks::now();
+    let started = Instant::now();
+    recorder
+        .store
+        .append::<Replay>(replay_id, 0, &events, &metadata)
+        .await?;
+    recorder.projections.wake();
+    let mut view = None;
+    while started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        view = recorder.store.replay_view(replay_id).await?;
+        if view
+            .as_ref()
+            .is_some_and(|view| view.state == ReplayState::Finished)
+        {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = ticks.until_now();
+    stop(executor, settings).await?;
+    let (done, succeeded_runs) = view.map_or((0, 0), |view| (view.done(), view.succeeded));
+    println!(
+        "
+| replay of {} succeeded runs (each run again as a new run) | unfinished at most | seconds | runs/s | succeeded | {CPU_COLUMNS} |",
+        settings.runs
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| their first dispatch (HTTP executor, same run) | {} | {dispatch_seconds:.1} | {:.0} | {} | |",
+        settings.executor_concurrency,
+        settings.runs as f64 / dispatch_seconds,
+        settings.runs
+    );
+    println!(
+        "| the replay | {} | {seconds:.1} | {:.0} | {succeeded_runs} of {done} done | {} |",
+        settings.executor_concurrency,
+        done as f64 / seconds,
+        cpu.columns(done as f64 / seconds)
+    );
+    println!(
+        "replay / dispatch throughput: {:.2}",
+        (done as f64 / seconds) / (settings.runs as f64 / dispatch_seconds)
+    );
     Ok(())
 }
 
 /// Records `count` runs as webhooks would (16 at a time, spread over 100 triggers' ids), and waits
 /// until the run read model shows them.
-async fn record_runs(app: &App, count: usize, label: &str) -> anyhow::Result<()> {
+async fn record_runs(
+    app: &App,
+    count: usize,
+    label: &str,
+    org_id: Uuid,
+    triggers: Arc<Vec<Uuid>>,
+) -> anyhow::Result<Vec<(Uuid, Uuid)>> {
     let events = Events::of_type("customer.created");
     let payload: serde_json::Value = serde_json::from_str(&events.body("evt_dispatch"))?;
-    let triggers: Arc<Vec<Uuid>> = Arc::new((0..100).map(|_| Uuid::new_v4()).collect());
-    let org_id = Uuid::new_v4();
     let label = label.to_owned();
     let writers: Vec<_> = (0..16)
         .map(|writer| {
@@ -1044,6 +1206,7 @@ async fn record_runs(app: &App, count: usize, label: &str) -> anyhow::Result<()>
                 label.clone(),
             );
             tokio::spawn(async move {
+                let mut recorded = Vec::new();
                 for n in (writer..count).step_by(16) {
                     let firing = Firing {
                         project_trigger_id: triggers[n % triggers.len()],
@@ -1061,15 +1224,18 @@ async fn record_runs(app: &App, count: usize, label: &str) -> anyhow::Result<()>
                         at: Utc::now(),
                         by: Actor::system("webhook"),
                     };
+                    let trigger = firing.project_trigger_id;
                     let fired = runs.fire(firing, stamp, false, "bench-seed").await?;
                     anyhow::ensure!(matches!(fired, Fired::New { .. }), "a new run");
+                    recorded.push((fired.run_id(), trigger));
                 }
-                anyhow::Ok(())
+                anyhow::Ok(recorded)
             })
         })
         .collect();
+    let mut recorded = Vec::with_capacity(count);
     for writer in writers {
-        writer.await??;
+        recorded.extend(writer.await??);
     }
     let head = app.store.head().await?;
     anyhow::ensure!(
@@ -1078,7 +1244,7 @@ async fn record_runs(app: &App, count: usize, label: &str) -> anyhow::Result<()>
             .await,
         "the run read model did not catch up with the recorded runs"
     );
-    Ok(())
+    Ok(recorded)
 }
 
 async fn succeeded(store: &Store) -> anyhow::Result<i64> {

@@ -51,6 +51,8 @@ pub struct App {
     executor: Option<tokio::task::JoinHandle<()>>,
     releaser: tokio::task::JoinHandle<()>,
     replayer: tokio::task::JoinHandle<()>,
+    outcomes: crate::outcomes::Outcomes,
+    outcome_writer: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
     poller: Option<tokio::task::JoinHandle<()>>,
     membership: tokio::task::JoinHandle<()>,
@@ -150,6 +152,15 @@ impl App {
             )
         });
         let releaser = crate::release::spawn(store.clone(), runs.clone(), stop.clone());
+        let (outcomes, outcome_writer) = crate::outcomes::spawn(
+            store.clone(),
+            crate::outcomes::OutcomeSettings {
+                per_trigger: serve.outcomes_per_trigger,
+                retention: std::time::Duration::from_secs(serve.outcome_retention_hours * 3600),
+                ..Default::default()
+            },
+            stop.clone(),
+        );
         let replayer = crate::replayer::spawn(
             store.clone(),
             runs.clone(),
@@ -204,6 +215,8 @@ impl App {
             executor,
             releaser,
             replayer,
+            outcomes,
+            outcome_writer,
             scheduler,
             poller,
             membership,
@@ -248,6 +261,7 @@ impl App {
             filters: self.filters.clone(),
             circuits: self.circuits.clone(),
             executor_concurrency: self.executor_concurrency,
+            outcomes: self.outcomes.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.
@@ -269,6 +283,9 @@ impl App {
         }
         self.releaser.await.context("stopping the releaser")?;
         self.replayer.await.context("stopping the replayer")?;
+        self.outcome_writer
+            .await
+            .context("writing the last outcomes")?;
         self.projector.await.context("stopping the projector")?;
         self.store.close().await;
         tracing::info!("stopped");

@@ -215,6 +215,16 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIGGER_ENGINE_POLL_MAX_FAILURES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub poll_max_failures: u32,
 
+    /// Recent outcomes the log does not hold (rejected, ignored, filtered, rate-limited or
+    /// refused deliveries, duplicates) kept per trigger for `GET /triggers/{id}/explain`; older
+    /// ones are counted, not kept.
+    #[arg(long, env = "TRIGGER_ENGINE_OUTCOMES_PER_TRIGGER", default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub outcomes_per_trigger: i64,
+
+    /// How long those outcomes are kept, in hours (7 days by default).
+    #[arg(long, env = "TRIGGER_ENGINE_OUTCOME_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..))]
+    pub outcome_retention_hours: u64,
+
     /// Destinations tenants may aim polling triggers at despite the outbound guard, which
     /// otherwise refuses loopback, private, link-local, CGNAT, unique-local, multicast,
     /// documentation and other special-purpose addresses: a comma-separated list of CIDRs

@@ -25,6 +25,8 @@
 //! - [`release`]: releases held runs once their trigger resumes (or a buffered slot's turn comes).
 //! - [`replayer`]: works bulk replays step by step, shared among engine processes.
 //! - [`outbound`]: the guard on requests to tenant-chosen destinations (no private addresses).
+//! - [`outcomes`]: recent outcomes the log does not hold (rejected, ignored, filtered deliveries),
+//!   written off the request's path, bounded per trigger: what `explain` reads besides the log.
 //! - [`poller`]: polls RSS/Atom feeds and JSON endpoints, firing one run per new item.
 //! - [`nul`]: U+0000 in recorded data, which PostgreSQL cannot hold: refused or replaced.
 //! - [`delivery`]: handing a run's attempt to the executor over signed HTTP, and retry backoff.
@@ -42,6 +44,7 @@ pub mod http;
 pub mod identity;
 pub mod nul;
 pub mod outbound;
+pub mod outcomes;
 pub mod poller;
 pub mod projector;
 pub mod providers;

@@ -28,6 +28,7 @@ pub mod connections;
 pub mod error;
 pub mod events;
 pub mod executor;
+pub mod explain;
 pub mod extract;
 pub mod health;
 pub mod history;
@@ -95,6 +96,8 @@ pub struct AppState {
     pub circuits: Arc<crate::executor::Circuits>,
     /// Executor calls in flight at once in this process; 0 when it runs no executor.
     pub executor_concurrency: usize,
+    /// Where deliveries leave what the log does not record, for `explain`.
+    pub outcomes: crate::outcomes::Outcomes,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).
@@ -117,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(runs::router())
         .merge(replays::router())
         .merge(history::router())
+        .merge(explain::router())
         .merge(events::router())
         .merge(schedules::router())
         .merge(pollers::router())

@@ -29,8 +29,9 @@ use super::extract::ApiPath;
 use super::request_id::RequestId;
 use super::AppState;
 use crate::catalogue::{Catalogue, TriggerKind};
-use crate::filter::Outcome;
+use crate::filter::Outcome as FilterOutcome;
 use crate::identity::Secret;
+use crate::outcomes::Outcome;
 use crate::providers::{github, slack, ProviderId};
 use crate::registration::is_registered;
 use crate::runs::Fired;
@@ -241,7 +242,15 @@ struct Delivery<'a> {
 impl Delivery<'_> {
     async fn to_trigger(&self, id: Uuid) -> Result<Response, ApiError> {
         let record = self.live_trigger(id).await?;
-        self.state.rate_limits.check_webhook(id)?;
+        if let Err(limited) = self.state.rate_limits.check_webhook(id) {
+            self.note(
+                id,
+                "rate_limited",
+                Some("over the trigger's webhook rate".into()),
+                None,
+            );
+            return Err(limited);
+        }
         let definition = Catalogue::builtin()
             .find(&record.provider_id, &record.trigger_id)
             .filter(|definition| definition.kind == TriggerKind::Webhook)
@@ -261,7 +270,12 @@ impl Delivery<'_> {
             registered_secret: registered_secret.as_ref().map(Secret::expose),
         };
         let verdict = inbound::judge(&target, self.headers, self.body, self.now)
-            .map_err(|refusal| self.refused(&record.provider_id, refusal))?
+            .map_err(|refusal| {
+                if let Refusal::Signature(error) = &refusal {
+                    self.note(id, "rejected", Some(format!("signature: {error}")), None);
+                }
+                self.refused(&record.provider_id, refusal)
+            })?
             .ok_or(ApiError::NotFound("webhook trigger"))?;
         self.act(&record, verdict, Actor::system("webhook")).await
     }
@@ -280,9 +294,30 @@ impl Delivery<'_> {
             return Err(ApiError::Gone("trigger"));
         }
         if record.status != TriggerStatus::Enabled {
+            let reason =
+                "the trigger is disabled: the sender should deliver again once it is enabled";
+            self.note(id, "refused", Some(reason.into()), None);
             return Err(ApiError::NotFound("enabled trigger"));
         }
         Ok(record)
+    }
+
+    /// Leaves what came of this delivery for `explain`, where the log records nothing of it.
+    fn note(
+        &self,
+        trigger: Uuid,
+        outcome: &'static str,
+        reason: Option<String>,
+        run_id: Option<Uuid>,
+    ) {
+        self.state.outcomes.record(Outcome {
+            project_trigger_id: trigger,
+            at: self.now,
+            source: "delivery",
+            outcome,
+            reason,
+            run_id,
+        });
     }
 
     /// Slack's Events API for the app: one signature with the app's secret, then every enabled
@@ -351,9 +386,20 @@ impl Delivery<'_> {
                     {
                         self.act(&record, verdict, Actor::system("webhook")).await?;
                     } else {
+                        let reason = "over the trigger's webhook rate (an app delivery)";
+                        self.note(
+                            record.project_trigger_id,
+                            "rate_limited",
+                            Some(reason.into()),
+                            None,
+                        );
                         tracing::warn!(trigger = %record.project_trigger_id,
                             "app delivery over the trigger's rate limit; not fired");
                     }
+                }
+                Ok(Verdict::Ignore(reason)) => {
+                    self.note(record.project_trigger_id, "ignored", Some(reason), None);
+                    self.state.metrics.webhook(provider.as_str(), "ignored");
                 }
                 Ok(_) => self.state.metrics.webhook(provider.as_str(), "ignored"),
                 // One trigger's unreadable config is that trigger's problem: the others still
@@ -378,6 +424,12 @@ impl Delivery<'_> {
             if let Verdict::Ignore(reason) = &verdict {
                 tracing::debug!(reason, "delivery acknowledged without firing");
                 self.state.metrics.webhook(&record.provider_id, "ignored");
+                self.note(
+                    record.project_trigger_id,
+                    "ignored",
+                    Some(reason.clone()),
+                    None,
+                );
             }
             return self.answer(verdict);
         };
@@ -391,10 +443,15 @@ impl Delivery<'_> {
             .filters
             .judge(id, config, &payload, event_type)
             .await;
-        if filtered != Outcome::Fire {
+        if filtered != FilterOutcome::Fire {
             tracing::info!(outcome = %filtered, "delivery acknowledged without firing");
             let outcome = filtered.metric_label();
             self.state.metrics.webhook(&record.provider_id, outcome);
+            let reason = match &filtered {
+                FilterOutcome::Failed(error) => error.clone(),
+                _ => "the filter was false".to_owned(),
+            };
+            self.note(id, outcome, Some(reason), None);
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         // A sender with no delivery id of its own may still name one; without either, every
@@ -413,7 +470,11 @@ impl Delivery<'_> {
             .await?;
         let outcome = match fired {
             Fired::New { .. } => "fired",
-            Fired::Duplicate { .. } => "duplicate",
+            Fired::Duplicate { run_id } => {
+                let reason = "the delivery key had fired already".to_owned();
+                self.note(id, "duplicate", Some(reason), Some(run_id));
+                "duplicate"
+            }
         };
         tracing::info!(run_id = %fired.run_id(), outcome, "webhook received");
         self.state.metrics.webhook(&record.provider_id, outcome);

@@ -89,7 +89,8 @@ pub enum CatchUp {
 }
 
 impl CatchUp {
-    fn from_config(config: &Value) -> (Self, Duration) {
+    /// The trigger's policy and window, as the scheduler reads them (and `explain` repeats).
+    pub fn from_config(config: &Value) -> (Self, Duration) {
         let policy = match config.get("catch_up").and_then(Value::as_str) {
             Some("all") => Self::All,
             Some("none") => Self::None,

@@ -23,6 +23,7 @@ pub mod connections;
 pub mod identity;
 pub mod log;
 pub mod nodes;
+pub mod outcomes;
 pub mod replay_views;
 pub mod run_views;
 pub mod streams;

@@ -51,6 +51,21 @@ impl Store {
         Ok(nodes)
     }
 
+    /// When the longest-running of the processes alive since `since` started: the engine has been
+    /// up without a gap at least since then.
+    pub async fn engine_up_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let started: Option<i64> = crate::on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT MIN(started_at) FROM engine_nodes WHERE heartbeat_at >= $1")
+                .bind(since.timestamp_millis())
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(started.and_then(DateTime::from_timestamp_millis))
+    }
+
     /// Removes `node_id` at shutdown, so the others take over its share at once.
     pub async fn leave(&self, node_id: &str) -> Result<(), StoreError> {
         crate::on_pool!(self, |pool| {

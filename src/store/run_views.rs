@@ -90,6 +90,32 @@ impl Store {
         rows.into_iter().map(run_from_row).collect()
     }
 
+    /// Up to `limit` of a trigger's runs requested within `from..=to`, oldest first.
+    pub async fn trigger_runs_between(
+        &self,
+        project_trigger_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<RunView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {}
+              WHERE project_trigger_id = $1 AND requested_at >= $2 AND requested_at <= $3
+              ORDER BY requested_at, run_id LIMIT $4",
+            LIVE_RUNS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(project_trigger_id.to_string())
+                .bind(from.timestamp_millis())
+                .bind(to.timestamp_millis())
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+
     /// Up to `limit` runs an executor should look at now: runs whose next attempt is due, and
     /// running runs whose attempt started more than `lease` ago (its worker is presumed lost).
     /// Organisations take turns: each one's longest-waiting run comes first, then each one's

@@ -17,10 +17,18 @@ pub enum Verdict {
     /// Fire once per `key`: a repeated delivery of the same key fires nothing more.
     Fire { key: Option<String>, payload: Value },
     /// Authentic, but not for this trigger (another event type, repository, channel...) or a
-    /// provider's probe (GitHub's `ping`): acknowledge without firing.
-    Ignore(&'static str),
+    /// provider's probe (GitHub's `ping`): acknowledge without firing. The reason names what the
+    /// delivery was instead (`another event type: customer.updated`), for `explain`.
+    Ignore(String),
     /// Slack's `url_verification`: answer with the challenge.
     Challenge(String),
+}
+
+/// Why a delivery is ignored: `what` it differs in, and the value it had instead (cut to 100
+/// characters: it is the provider's field, not the engine's).
+pub fn ignored(what: &str, seen: Option<&str>) -> Verdict {
+    let seen: String = seen.unwrap_or("none").chars().take(100).collect();
+    Verdict::Ignore(format!("{what}: {seen}"))
 }
 
 /// Why a delivery was refused.

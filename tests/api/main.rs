@@ -14,6 +14,7 @@ mod durability;
 mod events;
 mod executor;
 mod executor_target;
+mod explain;
 mod fairness;
 mod feed_server;
 mod filters;

@@ -213,6 +213,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, bool)] = &[
         "Polling Trigger",
         false,
     ),
+    (
+        "get",
+        "/triggers/{project_trigger_id}/explain",
+        "explain_trigger",
+        "Explain Trigger",
+        true,
+    ),
     ("post", "/runs/replay", "replay_runs", "Replay Runs", true),
     ("get", "/replays", "list_replays", "List Replays", true),
     (
@@ -612,6 +619,11 @@ async fn it_should_list_every_status_each_operation_answers(db: TestDb) {
             "post",
             "/organizations/{org_id}/triggers/{project_trigger_id}/polling/key/{api_key}",
             &["204", "401", "404", "410", "422", "429", "500", "503"],
+        ),
+        (
+            "get",
+            "/triggers/{project_trigger_id}/explain",
+            &["200", "401", "404", "422", "429", "500", "503"],
         ),
         (
             "post",

@@ -271,7 +271,9 @@ async fn it_should_let_an_auditor_read_everything(db: TestDb) {
         assert_ne!(as_auditor.status(), StatusCode::FORBIDDEN, "{what}");
         let auditor_body = as_auditor.text().await.unwrap();
         let member_body = as_member.text().await.unwrap();
-        if !path.contains("/schedule") {
+        // A schedule's preview and an explanation's default window start from the moment of
+        // asking, so the two answers differ by their instants; their statuses are compared above.
+        if !path.contains("/schedule") && !path.ends_with("/explain") {
             assert_eq!(auditor_body, member_body, "{what}");
         }
     }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::GitHubConfig;
 use crate::providers::config::{decode, narrows, secrets_of};
-use crate::webhooks::inbound::{json, Refusal, Target, Verdict};
+use crate::webhooks::inbound::{ignored, json, Refusal, Target, Verdict};
 use crate::webhooks::signatures::{any_matches, raw_keys, required, Headers, SignatureError};
 
 /// A delivery to the trigger's own URL, signed with its `signing_secret`.
@@ -30,15 +30,14 @@ pub fn judge_event(
 ) -> Result<Verdict, Refusal> {
     let event = headers.get("x-github-event");
     if event == Some("ping") {
-        return Ok(Verdict::Ignore("ping"));
+        return Ok(Verdict::Ignore("ping".into()));
     }
     if event != target.event_type {
-        return Ok(Verdict::Ignore("another event type"));
+        return Ok(ignored("another event type", event));
     }
-    if target.event_action.is_some()
-        && payload.get("action").and_then(Value::as_str) != target.event_action
-    {
-        return Ok(Verdict::Ignore("another action"));
+    let action = payload.get("action").and_then(Value::as_str);
+    if target.event_action.is_some() && action != target.event_action {
+        return Ok(ignored("another action", action));
     }
     let config: GitHubConfig = decode(Some(target.config)).map_err(Refusal::unreadable)?;
     if !narrows(
@@ -47,13 +46,13 @@ pub fn judge_event(
             .pointer("/repository/full_name")
             .and_then(Value::as_str),
     ) {
-        return Ok(Verdict::Ignore("another repository"));
+        return Ok(Verdict::Ignore("another repository".into()));
     }
     let installation = config.installation_id;
     if installation.is_some()
         && payload.pointer("/installation/id").and_then(Value::as_u64) != installation
     {
-        return Ok(Verdict::Ignore("another installation"));
+        return Ok(Verdict::Ignore("another installation".into()));
     }
     Ok(Verdict::Fire {
         key: headers.get("x-github-delivery").map(str::to_owned),

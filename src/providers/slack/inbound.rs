@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::SlackConfig;
 use crate::providers::config::{decode, narrows};
-use crate::webhooks::inbound::{json, text, Refusal, Target, Verdict};
+use crate::webhooks::inbound::{ignored, json, text, Refusal, Target, Verdict};
 use crate::webhooks::signatures::{
     any_matches, raw_keys, required, within, Headers, SignatureError, DEFAULT_TOLERANCE_SECS,
 };
@@ -33,23 +33,24 @@ pub fn judge_event(target: &Target<'_>, payload: Value) -> Result<Verdict, Refus
             return Ok(Verdict::Challenge(challenge));
         }
         Some("event_callback") => {}
-        _ => return Ok(Verdict::Ignore("not an event callback")),
+        other => return Ok(ignored("not an event callback", other)),
     }
-    if payload.pointer("/event/type").and_then(Value::as_str) != target.event_type {
-        return Ok(Verdict::Ignore("another event type"));
+    let seen = payload.pointer("/event/type").and_then(Value::as_str);
+    if seen != target.event_type {
+        return Ok(ignored("another event type", seen));
     }
     let config: SlackConfig = decode(Some(target.config)).map_err(Refusal::unreadable)?;
     if !narrows(
         config.team_id.as_deref(),
         payload.get("team_id").and_then(Value::as_str),
     ) {
-        return Ok(Verdict::Ignore("another workspace"));
+        return Ok(Verdict::Ignore("another workspace".into()));
     }
     if !narrows(
         config.channel_id.as_deref(),
         payload.pointer("/event/channel").and_then(Value::as_str),
     ) {
-        return Ok(Verdict::Ignore("another channel"));
+        return Ok(Verdict::Ignore("another channel".into()));
     }
     Ok(Verdict::Fire {
         key: text(&payload, "/event_id"),

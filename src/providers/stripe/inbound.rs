@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::StripeConfig;
 use crate::providers::config::{decode, secrets_of};
-use crate::webhooks::inbound::{json, text, Refusal, Target, Verdict};
+use crate::webhooks::inbound::{ignored, json, text, Refusal, Target, Verdict};
 use crate::webhooks::signatures::{
     any_matches, raw_keys, required, within, Headers, SignatureError, DEFAULT_TOLERANCE_SECS,
 };
@@ -22,8 +22,9 @@ pub(super) fn judge(
     let secrets = target.secrets(secrets_of(&config.signing_secret));
     verify_stripe(headers, body, &secrets, now)?;
     let event = json(body)?;
-    if event.get("type").and_then(Value::as_str) != target.event_type {
-        return Ok(Verdict::Ignore("another event type"));
+    let seen = event.get("type").and_then(Value::as_str);
+    if seen != target.event_type {
+        return Ok(ignored("another event type", seen));
     }
     Ok(Verdict::Fire {
         key: text(&event, "/id"),

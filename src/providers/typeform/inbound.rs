@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::TypeformConfig;
 use crate::providers::config::{decode, narrows, secrets_of};
-use crate::webhooks::inbound::{json, text, Refusal, Target, Verdict};
+use crate::webhooks::inbound::{ignored, json, text, Refusal, Target, Verdict};
 use crate::webhooks::signatures::{any_matches, raw_keys, required, Headers, SignatureError};
 
 pub(super) fn judge(
@@ -27,8 +27,9 @@ fn judge_response(
     config: &TypeformConfig,
     payload: Value,
 ) -> Result<Verdict, Refusal> {
-    if payload.get("event_type").and_then(Value::as_str) != target.event_type {
-        return Ok(Verdict::Ignore("another event type"));
+    let seen = payload.get("event_type").and_then(Value::as_str);
+    if seen != target.event_type {
+        return Ok(ignored("another event type", seen));
     }
     if !narrows(
         config.form_id.as_deref(),
@@ -36,7 +37,7 @@ fn judge_response(
             .pointer("/form_response/form_id")
             .and_then(Value::as_str),
     ) {
-        return Ok(Verdict::Ignore("another form"));
+        return Ok(Verdict::Ignore("another form".into()));
     }
     Ok(Verdict::Fire {
         key: text(&payload, "/form_response/token").or_else(|| text(&payload, "/event_id")),

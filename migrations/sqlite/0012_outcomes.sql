@@ -1,0 +1,24 @@
+-- Recent outcomes the log does not record (a rejected, ignored, filtered, rate-limited or refused
+-- delivery, a duplicate), kept for GET /triggers/{id}/explain: bounded per trigger by count and
+-- by age, written off the request's path. Times are epoch milliseconds.
+CREATE TABLE trigger_outcomes
+(
+    id                 integer PRIMARY KEY,
+    project_trigger_id text    NOT NULL,
+    at                 integer NOT NULL,
+    source             text    NOT NULL,
+    outcome            text    NOT NULL,
+    reason             text,
+    run_id             text
+) STRICT;
+CREATE INDEX trigger_outcomes_trigger ON trigger_outcomes (project_trigger_id, at, id);
+CREATE INDEX trigger_outcomes_at ON trigger_outcomes (at);
+
+-- What was not kept: outcomes past a trigger's cap (or dropped while the writer was behind).
+CREATE TABLE trigger_outcome_overflow
+(
+    project_trigger_id text PRIMARY KEY,
+    not_kept           integer NOT NULL,
+    since              integer NOT NULL,
+    last_at            integer NOT NULL
+) STRICT;
