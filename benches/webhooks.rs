@@ -208,6 +208,17 @@ async fn engine(
     executors: usize,
     executor_url: Option<String>,
 ) -> anyhow::Result<App> {
+    engine_with(url, settings, executors, executor_url, |_| {}).await
+}
+
+/// Like [`engine`], with the configuration changed by `configure` last.
+async fn engine_with(
+    url: &str,
+    settings: &Settings,
+    executors: usize,
+    executor_url: Option<String>,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> anyhow::Result<App> {
     let store = StoreConfig {
         database_url: url.to_owned(),
         pool_size: settings.pool_size,
@@ -228,6 +239,7 @@ async fn engine(
         .is_some()
         .then(|| Secret::new("whsec_YmVuY2ggZXhlY3V0b3Igc2VjcmV0"));
     serve.executor.executor_url = executor_url;
+    configure(&mut serve);
     // Built on the engine's runtime, so that the tasks it spawns (projector, appender,
     // executors) run there.
     settings
@@ -760,24 +772,45 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
         }
     })
     .await;
-    let ignored = load(
-        best,
-        settings.window,
+    // The same engine on the same store with outcome recording off (`TRIGGER_ENGINE_OUTCOME_QUEUE`
+    // 0), serving beside it: what recording costs the deliveries that record one.
+    let unrecorded = engine_with(&url, settings, 0, None, |serve| serve.outcome_queue = 0).await?;
+    let unrecorded_base = format!("http://{}", unrecorded.local_addr());
+    let unrecorded_endpoints = Arc::new(Endpoints {
+        base: unrecorded_base.clone(),
+        triggers: endpoints
+            .triggers
+            .iter()
+            .map(|(url, secret)| {
+                (
+                    url.replacen(&endpoints.base, &unrecorded_base, 1),
+                    secret.clone(),
+                )
+            })
+            .collect(),
+        disabled: endpoints
+            .disabled
+            .replacen(&endpoints.base, &unrecorded_base, 1),
+    });
+    let (stop_unrecorded, unrecorded_stopped) = tokio::sync::oneshot::channel::<()>();
+    let unrecorded_server = settings.engine.spawn(unrecorded.run(async {
+        let _ = unrecorded_stopped.await;
+    }));
+    let ignored_to = |endpoints: &Arc<Endpoints>| {
         deliveries(
             &client,
-            &endpoints,
+            endpoints,
             &Events::of_type("customer.updated"),
             "ignored",
             true,
-        ),
-    )
-    .await;
+        )
+    };
     // A flood of forged deliveries: read, verify (fails), 401; each leaves a `rejected` outcome
     // for `explain`, queued for the background writer.
-    let forged = load(best, settings.window, {
+    let forged_to = |endpoints: &Arc<Endpoints>| {
         let (client, endpoints, events) =
             (client.clone(), endpoints.clone(), customer_created.clone());
-        move |n| {
+        move |n: usize| {
             let (url, _) = &endpoints.triggers[n % endpoints.triggers.len()];
             let body = events.body(&format!("evt_forged_{n}"));
             let signature = stripe_signature("whsec_forged", Utc::now().timestamp(), &body);
@@ -788,8 +821,13 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
                 .body(body);
             answered(request, StatusCode::UNAUTHORIZED)
         }
-    })
-    .await;
+    };
+    let ignored = load(best, settings.window, ignored_to(&endpoints)).await;
+    let ignored_off = load(best, settings.window, ignored_to(&unrecorded_endpoints)).await;
+    let forged = load(best, settings.window, forged_to(&endpoints)).await;
+    let forged_off = load(best, settings.window, forged_to(&unrecorded_endpoints)).await;
+    let _ = stop_unrecorded.send(());
+    unrecorded_server.await??;
     let head_before_fire = store.head().await?;
     let fired = load(best, settings.window, {
         move |n| {
@@ -829,8 +867,18 @@ async fn ingestion(db: &BenchDb, settings: &Settings) -> anyhow::Result<()> {
         ignored.row()
     );
     println!(
+        "| the same, outcome recording off | {} |",
+        ignored_off.row()
+    );
+    println!(
         "| forged delivery (401: read, verify; a `rejected` outcome recorded) | {} |",
         forged.row()
+    );
+    println!("| the same, outcome recording off | {} |", forged_off.row());
+    println!(
+        "outcome recording on / off: another event type {:.2}, forged {:.2}",
+        ignored.rate / ignored_off.rate,
+        forged.rate / forged_off.rate
     );
     println!(
         "| delivery that fires (204: read, verify, parse, append) | {} |",

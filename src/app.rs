@@ -157,7 +157,7 @@ impl App {
             crate::outcomes::OutcomeSettings {
                 per_trigger: serve.outcomes_per_trigger,
                 retention: std::time::Duration::from_secs(serve.outcome_retention_hours * 3600),
-                ..Default::default()
+                queue: serve.outcome_queue,
             },
             stop.clone(),
         );

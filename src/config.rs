@@ -221,6 +221,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TRIGGER_ENGINE_OUTCOMES_PER_TRIGGER", default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
     pub outcomes_per_trigger: i64,
 
+    /// Outcomes waiting for the background writer at most; past it they are counted, not kept.
+    /// `0` records no outcomes at all (`explain` then shows what the log holds).
+    #[arg(long, env = "TRIGGER_ENGINE_OUTCOME_QUEUE", default_value_t = 10_000)]
+    pub outcome_queue: usize,
+
     /// How long those outcomes are kept, in hours (7 days by default).
     #[arg(long, env = "TRIGGER_ENGINE_OUTCOME_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..))]
     pub outcome_retention_hours: u64,

@@ -2,12 +2,12 @@
 //! lives in its stream, so any process carries on where another stopped or crashed.
 //!
 //! A step settles the replay's released runs that have finished, then releases the next items, as
-//! many as keep the replay's unfinished runs within the executor's concurrency (a replay of
-//! 10,000 runs goes at the executor's pace, never ahead of it). Releasing comes before recording
+//! many as keep the replay's unfinished runs within a few times the executor's concurrency (a
+//! replay of 10,000 runs goes at the executor's pace, never far ahead of it). Releasing comes before recording
 //! the step: a process that crashes in between releases the same items again next time, which
 //! changes nothing (a run retries at most once per replay; a rerun's id derives from the replay
-//! and the run). Two processes stepping one replay race on the stream's sequence; the loser
-//! reloads.
+//! and the run). Two processes stepping one replay race on the stream's sequence; each step first
+//! reads the steps recorded since its cached copy, so the loser catches up with a short read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +35,16 @@ const LOOK_EVERY: Duration = Duration::from_millis(250);
 /// Running replays worked per pass, oldest first.
 const REPLAYS_PER_PASS: i64 = 16;
 
+/// A replay keeps this many times the executor's concurrency of its runs unfinished: enough
+/// queued that the executor's slots never wait for the next step, few enough that the replay is
+/// never far ahead of what the executor can take (its calls are bounded by the concurrency
+/// anyway, and dispatch takes organisations in turn).
+const QUEUED_PER_SLOT: usize = 4;
+
+/// Steps of other processes read at most per step; a replayer further behind reads the rest at its
+/// next step.
+const STEPS_READ: i64 = 1_000;
+
 /// The most items one step releases, so a step's appends stay small whatever the pace.
 const MAX_RELEASE: usize = 100;
 
@@ -54,8 +64,8 @@ struct Cached {
     sequence: usize,
 }
 
-/// Starts the replayer; it stops when `shutdown` is cancelled. `pace` is how many of a replay's
-/// runs may be unfinished at once: the executor's concurrency.
+/// Starts the replayer; it stops when `shutdown` is cancelled. `pace` is the executor's
+/// concurrency: a replay keeps [`QUEUED_PER_SLOT`] times that of its runs unfinished at once.
 pub fn spawn(
     store: Arc<Store>,
     runs: Runs,
@@ -63,7 +73,7 @@ pub fn spawn(
     pace: usize,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let pace = pace.max(1);
+    let pace = pace.max(1) * QUEUED_PER_SLOT;
     tokio::spawn(async move {
         let mut cache: HashMap<Uuid, Cached> = HashMap::new();
         let mut moved = projections.subscribe();
@@ -93,10 +103,9 @@ async fn work(
         let replay_id = view.replay_id;
         match step(store, runs, cache, &view, pace).await {
             Ok(()) => {}
-            Err(ReplayerError::Store(StoreError::Conflict) | ReplayerError::Replay(_)) => {
-                // Another process stepped it first (or it ended meanwhile): reload next pass.
-                cache.remove(&replay_id);
-            }
+            // Another process stepped it first (or it ended meanwhile): the next step reads
+            // what it recorded.
+            Err(ReplayerError::Store(StoreError::Conflict) | ReplayerError::Replay(_)) => {}
             Err(error) => {
                 cache.remove(&replay_id);
                 tracing::error!(%replay_id, %error, "a replay step failed; retrying");
@@ -135,6 +144,22 @@ async fn step(
             })
         }
     };
+    // Steps other processes recorded since: read only those (the stream's first event holds
+    // every matched run, so reloading it all at each step would cost a replay quadratic time).
+    let newer = store
+        .stream_page(
+            <Replay as cqrs_es::Aggregate>::TYPE,
+            &replay_id.to_string(),
+            cached.sequence as i64,
+            STEPS_READ,
+        )
+        .await?;
+    for logged in newer {
+        if let Some(event) = logged.replay_event()? {
+            cqrs_es::Aggregate::apply(&mut cached.replay, event);
+        }
+        cached.sequence = logged.sequence as usize;
+    }
     let Some(record) = cached.replay.record() else {
         return Ok(());
     };

@@ -27,6 +27,7 @@ use super::error::responses::{
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use super::request_id::RequestId;
+use super::runs::{cursor, parse_cursor};
 use super::AppState;
 use crate::commands::READ_YOUR_WRITES_WAIT;
 use crate::store::replay_views::{ReplaysAfter, RunSelection};
@@ -471,20 +472,25 @@ async fn list_replays(
             format!("must be between 1 and {MAX_PAGE}"),
         ));
     }
-    let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let after =
+        query
+            .cursor
+            .as_deref()
+            .map(parse_cursor)
+            .transpose()?
+            .map(|(requested_at, replay_id)| ReplaysAfter {
+                requested_at,
+                replay_id,
+            });
     let mut views = state
         .store
         .org_replays(caller.org_id, after, i64::from(limit) + 1)
         .await?;
     let next_cursor = if views.len() > limit as usize {
         views.truncate(limit as usize);
-        views.last().map(|last| {
-            format!(
-                "{}.{}",
-                last.requested_at.timestamp_millis(),
-                last.replay_id
-            )
-        })
+        views
+            .last()
+            .map(|last| cursor(&last.requested_at, last.replay_id))
     } else {
         None
     };
@@ -492,16 +498,6 @@ async fn list_replays(
         replays: views.into_iter().map(ReplayResource::from).collect(),
         next_cursor,
     }))
-}
-
-fn parse_cursor(cursor: &str) -> Result<ReplaysAfter, ApiError> {
-    let invalid = || ApiError::invalid("cursor", "is not a `next_cursor` this endpoint returned");
-    let (millis, replay_id) = cursor.split_once('.').ok_or_else(invalid)?;
-    let millis = millis.parse::<i64>().map_err(|_| invalid())?;
-    Ok(ReplaysAfter {
-        requested_at: DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?,
-        replay_id: Uuid::parse_str(replay_id).map_err(|_| invalid())?,
-    })
 }
 
 /// Get Replay

@@ -207,7 +207,16 @@ async fn list(
             format!("must be between 1 and {MAX_PAGE}"),
         ));
     }
-    let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let after =
+        query
+            .cursor
+            .as_deref()
+            .map(parse_cursor)
+            .transpose()?
+            .map(|(requested_at, run_id)| RunsAfter {
+                requested_at,
+                run_id,
+            });
     own_trigger(&state, &caller, id).await?;
     // One more than asked tells whether a next page exists.
     let mut views = state
@@ -228,19 +237,21 @@ async fn list(
     }))
 }
 
-/// `<epoch milliseconds>.<run id>`: where the page ended, in the list's own order.
-fn cursor(requested_at: &DateTime<Utc>, run_id: Uuid) -> String {
-    format!("{}.{run_id}", requested_at.timestamp_millis())
+/// `<epoch milliseconds>.<id>`: where a newest-first page ended, in the list's own order (the
+/// runs' and the replays' lists).
+pub(super) fn cursor(at: &DateTime<Utc>, id: Uuid) -> String {
+    format!("{}.{id}", at.timestamp_millis())
 }
 
-fn parse_cursor(cursor: &str) -> Result<RunsAfter, ApiError> {
+/// The instant and id a [`cursor`] names; 422 naming `cursor` for anything else.
+pub(super) fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let invalid = || ApiError::invalid("cursor", "is not a `next_cursor` this endpoint returned");
-    let (millis, run_id) = cursor.split_once('.').ok_or_else(invalid)?;
+    let (millis, id) = cursor.split_once('.').ok_or_else(invalid)?;
     let millis = millis.parse::<i64>().map_err(|_| invalid())?;
-    Ok(RunsAfter {
-        requested_at: DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?,
-        run_id: Uuid::parse_str(run_id).map_err(|_| invalid())?,
-    })
+    Ok((
+        DateTime::from_timestamp_millis(millis).ok_or_else(invalid)?,
+        Uuid::parse_str(id).map_err(|_| invalid())?,
+    ))
 }
 
 /// Retry Run

@@ -38,15 +38,16 @@ fn millis(at: i64) -> DateTime<Utc> {
 type OutcomeRow = (String, i64, String, String, Option<String>, Option<String>);
 
 impl Store {
-    /// Records `outcomes`, then trims each trigger they touch to its newest `cap`, counting what
-    /// it trims, and adds `dropped` (outcomes never written, per trigger) to the same counts. One
-    /// transaction.
+    /// Records `outcomes`, then trims each trigger of `trim` to its newest `cap` outcomes,
+    /// counting what it trims, and adds `dropped` (outcomes never written, per trigger) to the
+    /// same counts. One transaction. Returns how many outcomes each trimmed trigger keeps.
     pub async fn record_outcomes(
         &self,
         outcomes: &[StoredOutcome],
         dropped: &HashMap<Uuid, (i64, DateTime<Utc>)>,
+        trim: &[Uuid],
         cap: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<HashMap<Uuid, i64>, StoreError> {
         let mut tx = self.begin().await?;
         for chunk in outcomes.chunks(UPSERT_CHUNK) {
             let sql = format!(
@@ -69,10 +70,8 @@ impl Store {
             })?;
         }
         let mut not_kept: HashMap<Uuid, (i64, DateTime<Utc>)> = dropped.clone();
-        let mut touched: Vec<Uuid> = outcomes.iter().map(|o| o.project_trigger_id).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for trigger in touched {
+        let mut kept = HashMap::with_capacity(trim.len());
+        for trigger in trim {
             let id = trigger.to_string();
             // Everything older than the trigger's `cap`-th newest outcome goes.
             let trimmed = on_tx!(&mut tx, |conn| {
@@ -90,9 +89,18 @@ impl Store {
                 .map(|done| done.rows_affected() as i64)
             })?;
             if trimmed > 0 {
-                let entry = not_kept.entry(trigger).or_insert((0, Utc::now()));
+                let entry = not_kept.entry(*trigger).or_insert((0, Utc::now()));
                 entry.0 += trimmed;
             }
+            let count: i64 = on_tx!(&mut tx, |conn| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM trigger_outcomes WHERE project_trigger_id = $1",
+                )
+                .bind(&id)
+                .fetch_one(conn)
+                .await
+            })?;
+            kept.insert(*trigger, count);
         }
         for (trigger, (count, at)) in not_kept {
             let at = at.timestamp_millis();
@@ -112,7 +120,8 @@ impl Store {
                 .map(|_| ())
             })?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(kept)
     }
 
     /// Forgets outcomes recorded before `before`, and counts of what was not kept whose last

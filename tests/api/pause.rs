@@ -10,6 +10,7 @@ use crate::helpers::{eventually, spawn_app, Session, TestApp, TestDb};
 
 crate::on_every_store!(
     it_should_hold_a_paused_triggers_runs_and_release_them_oldest_first_on_resume,
+    it_should_release_each_held_run_once_when_two_processes_share_the_store,
     it_should_keep_refusing_deliveries_to_a_disabled_trigger_whether_paused_or_not,
 );
 
@@ -148,4 +149,49 @@ async fn it_should_keep_refusing_deliveries_to_a_disabled_trigger_whether_paused
         .await;
     let resume = format!("/triggers/{trigger}/resume");
     assert_eq!(post(&app, &auditor, &resume).await, StatusCode::FORBIDDEN);
+}
+
+async fn it_should_release_each_held_run_once_when_two_processes_share_the_store(db: TestDb) {
+    let first = spawn_app(&db).await;
+    let second = spawn_app(&db).await;
+    let session = first.sign_up().await;
+    let trigger = first
+        .enabled_trigger(session.org_id, "webhook", "on_request", json!({}))
+        .await;
+    let pause = format!("/triggers/{trigger}/pause");
+    assert_eq!(post(&first, &session, &pause).await, StatusCode::NO_CONTENT);
+    // Deliveries reach either process; both hold the runs.
+    for n in 0..10 {
+        let through = if n % 2 == 0 { &first } else { &second };
+        assert_eq!(deliver(through, trigger, n).await, StatusCode::NO_CONTENT);
+    }
+    eventually(20, "every run held", || async {
+        let runs = second.runs_of(trigger).await;
+        runs.len() == 10
+            && runs
+                .iter()
+                .all(|run| run.record.status == aggregates::RunStatus::Held)
+    })
+    .await;
+    // Resumed through the other process: both releasers and both executors race for the runs.
+    let resume = format!("/triggers/{trigger}/resume");
+    assert_eq!(
+        post(&second, &session, &resume).await,
+        StatusCode::NO_CONTENT
+    );
+    eventually(30, "every held run to succeed", || async {
+        statuses(&first, &session, trigger).await == ["succeeded"; 10]
+    })
+    .await;
+    let released = first
+        .store
+        .read_log(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.event_type == "RunReleased")
+        .count();
+    assert_eq!(released, 10, "each held run released once");
+    first.shutdown().await;
+    second.shutdown().await;
 }

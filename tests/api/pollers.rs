@@ -1,9 +1,9 @@
 //! Polling triggers end to end, against a local feed server whose items change between polls:
 //! history is not replayed, each new item fires once, items sharing a timestamp all fire, JSON
 //! and Atom pages are followed to the cursor (and no further, even round a loop), a connection's
-//! credential travels in the configured header, failures back off, show and finally disable the
-//! trigger, and firing with advancing is one commit: a crash before it, or a stale poll racing a newer
-//! one, neither loses nor repeats an item.
+//! credential travels in the configured header, failures back off, show (in the trigger and in
+//! its explanation) and finally disable the trigger, and firing with advancing is one commit: a
+//! crash before it, or a stale poll racing a newer one, neither loses nor repeats an item.
 
 use std::sync::{Arc, Mutex};
 
@@ -361,6 +361,30 @@ async fn it_should_disable_itself_after_too_many_failures_with_the_reason(db: Te
         cursor(&app, id).await["poll_status"]["consecutive_failures"],
         3
     );
+    // The explanation names each failed poll with its error, and the disabling with its reason.
+    let explanation: Value = app
+        .request(Method::GET, &format!("/triggers/{id}/explain"), &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let occurrences = explanation["occurrences"].as_array().unwrap();
+    let failed: Vec<&Value> = occurrences
+        .iter()
+        .filter(|occurrence| occurrence["outcome"] == "poll_failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{explanation}");
+    assert!(failed
+        .iter()
+        .all(|poll| poll["kind"] == "poll" && poll["reason"].as_str().unwrap().contains("503")));
+    let disabled = occurrences
+        .iter()
+        .find(|occurrence| occurrence["outcome"] == "auto_disabled")
+        .unwrap_or_else(|| panic!("no auto_disabled in {explanation}"));
+    assert_eq!(disabled["kind"], "lifecycle");
+    assert_eq!(disabled["reason"], reasons[0].as_str());
     let requests = source.requests();
     // Disabled means no more polls: a few poll intervals later, nobody asked again.
     app.shutdown().await;
