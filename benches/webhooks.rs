@@ -6,7 +6,8 @@
 //! `BENCH_CONCURRENCIES` (default `8,16,32,64`) the client connections of the ingestion figures,
 //! `BENCH_RUNS` (default 5000) the runs dispatched, `BENCH_EXECUTOR_CONCURRENCY` (default 16, the
 //! engine's) the executor calls in flight, `BENCH_POOL_SIZE` (default 16, the engine's) each
-//! engine's database connections.
+//! engine's database connections. `BENCH_PHASES` (`webhooks`, `dispatch`; default both) and
+//! `BENCH_STORES` (`sqlite`, `postgres`; default every one available) narrow a run.
 //!
 //! 1. Ingestion. The engine runs in this process on 127.0.0.1 with executors off and 1,000 enabled
 //!    Stripe `on_customer_created` triggers, each with its own signing secret. A keep-alive client
@@ -133,10 +134,29 @@ async fn run(engine: tokio::runtime::Handle) -> anyhow::Result<()> {
         settings.pool_size
     );
     println!("{}", signing_cost());
+    // `BENCH_PHASES` (default `webhooks,dispatch`) and `BENCH_STORES` (default every store
+    // available) narrow a run to what is being worked on.
+    let listed = |variable: &str| -> Option<Vec<String>> {
+        std::env::var(variable)
+            .ok()
+            .map(|list| list.split(',').map(|item| item.trim().to_owned()).collect())
+    };
+    let phases = listed("BENCH_PHASES").unwrap_or_else(|| PHASES.map(String::from).to_vec());
+    let chosen = listed("BENCH_STORES");
     for (name, db) in &stores {
+        if chosen
+            .as_ref()
+            .is_some_and(|chosen| !chosen.iter().any(|store| store == name))
+        {
+            continue;
+        }
         println!("\n## {name}\n");
-        ingestion(db, &settings).await?;
-        dispatch(db, &settings).await?;
+        if phases.iter().any(|phase| phase == PHASES[0]) {
+            ingestion(db, &settings).await?;
+        }
+        if phases.iter().any(|phase| phase == PHASES[1]) {
+            dispatch(db, &settings).await?;
+        }
         println!("\nafter {name}: {}", machine_note());
     }
     for (_, db) in &stores {
@@ -1210,7 +1230,7 @@ async fn replay(
     let (done, succeeded_runs) = view.map_or((0, 0), |view| (view.done(), view.succeeded));
     println!(
         "
-| replay of {} succeeded runs (each run again as a new run) | unfinished at most | seconds | runs/s | succeeded | {CPU_COLUMNS} |",
+| replay of {} succeeded runs (each run again as a new run) | executor calls in flight | seconds | runs/s | succeeded | {CPU_COLUMNS} |",
         settings.runs
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");

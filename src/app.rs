@@ -50,7 +50,7 @@ pub struct App {
     projector: tokio::task::JoinHandle<()>,
     executor: Option<tokio::task::JoinHandle<()>>,
     releaser: tokio::task::JoinHandle<()>,
-    replayer: tokio::task::JoinHandle<()>,
+    replayer: Option<tokio::task::JoinHandle<()>>,
     outcomes: crate::outcomes::Outcomes,
     outcome_writer: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
@@ -161,13 +161,17 @@ impl App {
             },
             stop.clone(),
         );
-        let replayer = crate::replayer::spawn(
-            store.clone(),
-            runs.clone(),
-            projections.clone(),
-            serve.executor.executor_concurrency,
-            stop.clone(),
-        );
+        // A process without executors only serves the API: the processes that execute runs
+        // work the replays, at their pace.
+        let replayer = (serve.executor.executor_concurrency > 0).then(|| {
+            crate::replayer::spawn(
+                store.clone(),
+                runs.clone(),
+                projections.clone(),
+                serve.executor.executor_concurrency,
+                stop.clone(),
+            )
+        });
         let circuits = Arc::new(Circuits::new(CircuitSettings {
             threshold: serve.executor.executor_circuit_threshold.max(1),
             cool_down: std::time::Duration::from_millis(
@@ -282,7 +286,9 @@ impl App {
             executor.await.context("stopping the executor")?;
         }
         self.releaser.await.context("stopping the releaser")?;
-        self.replayer.await.context("stopping the replayer")?;
+        if let Some(replayer) = self.replayer {
+            replayer.await.context("stopping the replayer")?;
+        }
         self.outcome_writer
             .await
             .context("writing the last outcomes")?;

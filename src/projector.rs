@@ -1,7 +1,8 @@
 //! The live projector: tails the global log into the read models (triggers, runs, replays), and lets
 //! writers wait until their write is visible there (read-your-writes).
 //!
-//! Each batch and its checkpoint commit together, so a crash neither loses nor repeats an event; on
+//! Each batch and the checkpoints commit together (every read model in one transaction, from one
+//! read of the log), so a crash neither loses nor repeats an event; on
 //! start the projector simply continues from its checkpoint. Several engine processes on one
 //! database may each run one: the checkpoint row lock makes their batches take turns.
 
@@ -102,12 +103,8 @@ pub fn spawn(
 /// The live read models, folded in turn.
 const LIVE: [ViewTarget; 3] = [LIVE_TRIGGERS, LIVE_RUNS, LIVE_REPLAYS];
 
-/// Folds one batch into each live read model (a transaction each) and returns the position all of
-/// them have reached.
+/// Folds one batch into every live read model, in one transaction that reads the log once, and
+/// returns the position all of them have reached.
 async fn project_all(store: &Store) -> Result<i64, crate::store::StoreError> {
-    let mut reached = i64::MAX;
-    for target in LIVE {
-        reached = reached.min(store.project_next_batch(target, BATCH_SIZE).await?);
-    }
-    Ok(reached)
+    store.project_next_batches(&LIVE, BATCH_SIZE).await
 }

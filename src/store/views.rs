@@ -166,6 +166,20 @@ impl Store {
         Ok(checkpoint)
     }
 
+    /// Like [`Self::project_next_batch`] for several read models in one transaction: the log is
+    /// read once, from the earliest of their checkpoints, and each model folds the events past
+    /// its own. Returns the position all of them have reached.
+    pub async fn project_next_batches(
+        &self,
+        targets: &[ViewTarget],
+        limit: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let reached = tx.project_batches(targets, limit).await?;
+        tx.commit().await?;
+        Ok(reached)
+    }
+
     /// Every projection checkpoint, by name.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let rows: Vec<(String, i64)> = crate::on_pool!(self, |pool| {
@@ -344,6 +358,48 @@ impl Tx {
         }
         self.set_checkpoint(target.checkpoint, last).await?;
         Ok(last)
+    }
+
+    /// The step of [`Store::project_next_batches`]: every target's checkpoint locked (in the
+    /// order given, so concurrent projectors cannot deadlock), one read of the log. The caller
+    /// commits.
+    pub async fn project_batches(
+        &mut self,
+        targets: &[ViewTarget],
+        limit: i64,
+    ) -> Result<i64, StoreError> {
+        let mut checkpoints = Vec::with_capacity(targets.len());
+        for target in targets {
+            let checkpoint = self
+                .lock_checkpoint(target.checkpoint)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("no checkpoint `{}`", target.checkpoint))
+                })?;
+            checkpoints.push(checkpoint);
+        }
+        let Some(&earliest) = checkpoints.iter().min() else {
+            return Ok(0);
+        };
+        let events = self.read_log(earliest, limit).await?;
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(earliest);
+        };
+        let mut reached = i64::MAX;
+        for (target, checkpoint) in targets.iter().zip(checkpoints) {
+            let start = events.partition_point(|event| event.position <= checkpoint);
+            let mine = &events[start..];
+            if !mine.is_empty() {
+                match target.model {
+                    Model::Triggers => self.fold_triggers(target.table, mine).await?,
+                    Model::Runs => self.fold_runs(target.table, mine).await?,
+                    Model::Replays => self.fold_replays(target.table, mine).await?,
+                }
+                self.set_checkpoint(target.checkpoint, last).await?;
+            }
+            reached = reached.min(checkpoint.max(last));
+        }
+        Ok(reached)
     }
 
     async fn fold_triggers(

@@ -2,8 +2,8 @@
 //! duplicate, ignored with the event it saw, filtered, signature rejected, refused while
 //! disabled, held while paused) and the trigger's lifecycle with who changed it; a schedule's
 //! slots fired on time, caught up, or not caught up while no engine process was alive; a flood
-//! of forged deliveries leaves a bounded number of rows and is counted; and bad windows are
-//! refused.
+//! of forged deliveries leaves a bounded number of rows and is counted; a delivery over the
+//! trigger's rate is named; and bad windows are refused.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ crate::on_every_store!(
     it_should_keep_a_bounded_number_of_outcomes_under_a_flood_of_forged_requests,
     it_should_explain_the_slots_missed_while_no_engine_was_alive,
     it_should_refuse_a_window_it_cannot_explain,
+    it_should_explain_a_delivery_over_the_triggers_rate,
 );
 
 const SECRET: &str = "whsec_explaintest";
@@ -433,5 +434,29 @@ async fn it_should_refuse_a_window_it_cannot_explain(db: TestDb) {
         .await
         .unwrap();
     expect_problem(unknown, StatusCode::NOT_FOUND, None).await;
+    app.shutdown().await;
+}
+
+async fn it_should_explain_a_delivery_over_the_triggers_rate(db: TestDb) {
+    let app = spawn_app_with(&db, |serve| {
+        serve.webhook_rate_per_second = std::num::NonZeroU32::new(1).unwrap();
+        serve.webhook_burst = std::num::NonZeroU32::new(1).unwrap();
+    })
+    .await;
+    let session = app.sign_up().await;
+    let trigger = stripe_trigger(&app, &session).await;
+    let first = event("evt_1", "customer.created", "ada@acme.com");
+    assert_eq!(signed(&app, trigger, &first).await, StatusCode::NO_CONTENT);
+    let second = event("evt_2", "customer.created", "ada@acme.com");
+    assert_eq!(
+        signed(&app, trigger, &second).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let limited =
+        || async { !find(&explain(&app, &session, trigger, "").await, "rate_limited").is_empty() };
+    eventually(20, "the refused delivery in the explanation", limited).await;
+    let explanation = explain(&app, &session, trigger, "").await;
+    assert_eq!(find(&explanation, "fired").len(), 1);
+    assert_eq!(find(&explanation, "rate_limited").len(), 1);
     app.shutdown().await;
 }
