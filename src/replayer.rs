@@ -32,6 +32,10 @@ use crate::store::{Store, StoreError};
 /// How often an idle replayer looks for replays when the log does not move.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
 
+/// The shortest time between two passes: at four times the executor's slots released per pass,
+/// enough for a replay to keep up with an executor far faster than this machine's.
+const MIN_PASS: Duration = Duration::from_millis(50);
+
 /// Running replays worked per pass, oldest first.
 const REPLAYS_PER_PASS: i64 = 16;
 
@@ -78,6 +82,7 @@ pub fn spawn(
         let mut cache: HashMap<Uuid, Cached> = HashMap::new();
         let mut moved = projections.subscribe();
         loop {
+            let began = tokio::time::Instant::now();
             if let Err(error) = work(&store, &runs, &mut cache, pace).await {
                 tracing::error!(%error, "working the replays failed; retrying");
             }
@@ -85,6 +90,12 @@ pub fn spawn(
                 () = shutdown.cancelled() => break,
                 changed = moved.changed() => if changed.is_err() { break },
                 () = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+            // The log moves many times a second while runs finish; a pass that followed each
+            // move would cost its reads for a handful of runs each time.
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(began + MIN_PASS) => {}
             }
         }
     })
