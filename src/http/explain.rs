@@ -498,7 +498,7 @@ impl SlotContext<'_> {
             at,
             kind: OccurrenceKind::ScheduleSlot,
             outcome: outcome.to_owned(),
-            reason: reason.map(|reason| reason.to_owned()),
+            reason,
             run_id: None,
             run_status: None,
             actor: None,

@@ -27,7 +27,7 @@ use super::error::responses::{
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use super::request_id::RequestId;
-use super::runs::{cursor, parse_cursor};
+use super::runs::{cursor, page_limit, parse_cursor};
 use super::AppState;
 use crate::commands::READ_YOUR_WRITES_WAIT;
 use crate::store::replay_views::{ReplaysAfter, RunSelection};
@@ -42,10 +42,6 @@ const LISTED_RUNS: usize = 100;
 
 /// The most trigger ids a selection names.
 const MAX_TRIGGER_IDS: usize = 1_000;
-
-/// Replays per page unless the caller asks for another size, and the most a page holds.
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 /// Attempts at recording a cancel while the replayers record steps of the same replay.
 const CANCEL_ATTEMPTS: usize = 5;
@@ -465,13 +461,7 @@ async fn list_replays(
 ) -> Result<Json<ReplayPage>, ApiError> {
     let Query(query) =
         query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let after =
         query
             .cursor

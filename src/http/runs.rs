@@ -200,13 +200,7 @@ async fn list(
 ) -> Result<Json<RunPage>, ApiError> {
     let Query(query) =
         query.map_err(|rejection| ApiError::invalid("query", rejection.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let after =
         query
             .cursor
@@ -235,6 +229,19 @@ async fn list(
         runs: views.into_iter().map(Run::from).collect(),
         next_cursor,
     }))
+}
+
+/// The page size asked for (default 50), or 422 naming `limit` outside 1 to 200: the runs' and
+/// the replays' lists.
+pub(super) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
 }
 
 /// `<epoch milliseconds>.<id>`: where a newest-first page ended, in the list's own order (the
