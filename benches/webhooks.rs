@@ -79,6 +79,14 @@ const ENGINE_THREADS: &str = "bench-engine";
 const CLIENT_THREADS: &str = "bench-client";
 
 fn main() -> anyhow::Result<()> {
+    // The engine's own log on stderr when `RUST_LOG` asks for it (`RUST_LOG=warn`): errors the
+    // figures would otherwise hide.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let engine = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name(ENGINE_THREADS)
