@@ -43,13 +43,13 @@ impl ProjectionHandle {
         *self.checkpoint.borrow()
     }
 
-    /// Waits, at most `limit`, until every read model has folded `position`. False on timeout.
     /// A receiver that sees every move of [`checkpoint`](Self::checkpoint): the executors wake on
     /// it when new runs may have become visible.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.checkpoint.clone()
     }
 
+    /// Waits, at most `limit`, until every read model has folded `position`. False on timeout.
     pub async fn wait_for(&self, position: i64, limit: Duration) -> bool {
         let mut checkpoint = self.checkpoint.clone();
         let reached =

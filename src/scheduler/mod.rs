@@ -70,6 +70,10 @@ const IDLE: Duration = Duration::from_secs(1);
 /// slot. If none is a slot, catch-up starts from the trigger's last change: slower, never lossy.
 const RECENT_RUNS: i64 = 10;
 
+/// How long slots with an overlap policy wait for the runs' read model to reach the log's head
+/// before they are judged on what it shows: far longer than its usual lag of milliseconds.
+const OVERLAP_CATCH_UP: Duration = Duration::from_secs(2);
+
 /// How long before its slot a firing is built (see "On time" above): enough to build a minute
 /// boundary of 10,000 schedules, short enough that a change to a trigger rarely has to drop one.
 pub const PREPARE_AHEAD: Duration = Duration::from_secs(2);
@@ -447,6 +451,9 @@ impl Scheduler {
                 due.push((id, at, firing));
             }
         }
+        if !guarded.is_empty() {
+            self.catch_up_runs().await;
+        }
         for (id, at, overlap) in guarded {
             let recorded = self.overlap_decision(id, overlap).await;
             if let Some(firing) = self.build(id, at, now, recorded) {
@@ -497,6 +504,30 @@ impl Scheduler {
                 self.queue_at(id, at);
                 self.hold_until = Some(tokio::time::Instant::now() + IDLE);
             }
+        }
+    }
+
+    /// Waits for the runs' read model to show every run recorded so far, the previous slots'
+    /// among them: behind the log, it would show no run under way while one is, and an overlap
+    /// policy would let a slot run beside it.
+    async fn catch_up_runs(&self) {
+        let head = match self.store.head().await {
+            Ok(head) => head,
+            Err(error) => {
+                tracing::warn!(%error, "reading the log's head for the overlap policies failed");
+                return;
+            }
+        };
+        if !self
+            .runs
+            .projections()
+            .wait_for(head, OVERLAP_CATCH_UP)
+            .await
+        {
+            tracing::warn!(
+                head,
+                "the runs' read model is behind the log; overlap policies judge what it shows"
+            );
         }
     }
 

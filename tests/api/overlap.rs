@@ -58,13 +58,19 @@ async fn disable(app: &TestApp, session: &Session, id: Uuid) {
 
 /// The target's calls never overlap: each starts after the one before it has been answered.
 fn assert_one_at_a_time(target: &Target) {
-    let mut starts: Vec<_> = target.calls().iter().map(|call| call.at).collect();
+    let mut starts: Vec<_> = target
+        .calls()
+        .iter()
+        .map(|call| (call.at, call.run_id))
+        .collect();
     starts.sort();
     for pair in starts.windows(2) {
         assert!(
-            pair[1].duration_since(pair[0]) >= CALL,
-            "two runs of the trigger ran at once: {:?} apart",
-            pair[1].duration_since(pair[0])
+            pair[1].0.duration_since(pair[0].0) >= CALL,
+            "two runs of the trigger ran at once ({} and {}): {:?} apart",
+            pair[0].1,
+            pair[1].1,
+            pair[1].0.duration_since(pair[0].0)
         );
     }
 }
