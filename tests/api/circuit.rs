@@ -111,6 +111,16 @@ async fn it_should_stop_calling_a_down_target_and_deliver_every_run_once_it_is_b
             >= RUNS
     };
     eventually(30, "every run to be delivered", delivered).await;
+    // The target counts a call when it answers; the run's success is recorded a moment later.
+    let recorded = || async {
+        app.runs_of(trigger)
+            .await
+            .iter()
+            .filter(|run| run.record.status == aggregates::RunStatus::Succeeded)
+            .count()
+            == RUNS
+    };
+    eventually(30, "every run to be recorded as succeeded", recorded).await;
     let calls = target.calls();
     let mut calls_per_run: HashMap<Uuid, u32> = HashMap::new();
     let mut successes_per_run: HashMap<Uuid, u32> = HashMap::new();
