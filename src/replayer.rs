@@ -9,6 +9,7 @@
 //! and the run). Two processes stepping one replay race on the stream's sequence; each step first
 //! reads the steps recorded since its cached copy, so the loser catches up with a short read.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,10 @@ use std::time::Duration;
 use aggregates::event::Stamp;
 use aggregates::{
     Actor, Firing, Replay, ReplayCommand, ReplayError, ReplayItem, ReplayState, RunCommand,
-    RunError, RunStatus,
+    RunError, RunStatus, TriggerRecord,
 };
 use chrono::Utc;
+use futures::StreamExt;
 use projections::replays::ReplayView;
 use projections::runs::RunView;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,10 @@ const STEPS_READ: i64 = 1_000;
 
 /// The most items one step releases, so a step's appends stay small whatever the pace.
 const MAX_RELEASE: usize = 100;
+
+/// Items of a step released at once: enough for their appends to share the appender's commits,
+/// few enough to leave the pool's connections to the executor.
+const RELEASES_AT_ONCE: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayerError {
@@ -146,8 +152,8 @@ async fn step(
 ) -> Result<(), ReplayerError> {
     let replay_id = view.replay_id;
     let cached = match cache.entry(replay_id) {
-        std::collections::hash_map::Entry::Occupied(cached) => cached.into_mut(),
-        std::collections::hash_map::Entry::Vacant(vacant) => {
+        Entry::Occupied(cached) => cached.into_mut(),
+        Entry::Vacant(vacant) => {
             let loaded = store.load::<Replay>(replay_id).await?;
             vacant.insert(Cached {
                 replay: loaded.state,
@@ -229,6 +235,10 @@ async fn step(
 
 /// Releases `items` in the name of the person who asked for the replay. Returns the outcome runs
 /// of items that cannot run any more (their trigger was deleted since): they settle as failed.
+///
+/// Items are released [`RELEASES_AT_ONCE`] at a time: one by one, each retry's append would be
+/// alone when it reached the appender and pay a whole commit, so a step's releases would take as
+/// many commits (a WAL flush each on PostgreSQL) as it has items.
 async fn release(
     store: &Store,
     runs: &Runs,
@@ -243,54 +253,82 @@ async fn release(
     let ids: Vec<Uuid> = items.iter().map(|item| item.run_id).collect();
     let originals = store.run_views(&ids).await?;
     let mut triggers = HashMap::new();
-    let mut gone = Vec::new();
     for item in items {
-        let trigger = match triggers.get(&item.project_trigger_id) {
-            Some(trigger) => trigger,
-            None => {
-                let view = store.trigger_view(item.project_trigger_id).await?;
-                triggers
-                    .entry(item.project_trigger_id)
-                    .or_insert(view.map(|view| view.record))
-            }
-        };
-        let Some(trigger) = trigger.as_ref().filter(|trigger| !trigger.is_deleted()) else {
-            gone.push(item.outcome_run(replay_id));
-            continue;
-        };
-        let stamp = Stamp {
-            at: Utc::now(),
-            by: requested_by.clone(),
-        };
-        if item.rerun {
-            let Some(original) = originals.get(&item.run_id) else {
-                gone.push(item.outcome_run(replay_id));
-                continue;
-            };
-            // The original payload, as the run had it; the cause names the replay and the run.
-            let firing = Firing {
-                cause: item.rerun_cause(replay_id),
-                received_at: stamp.at,
-                ..original.record.firing.clone()
-            };
-            runs.fire(firing, stamp, trigger.paused, &request_id)
-                .await?;
-        } else {
-            let retry = RunCommand::Retry {
-                stamp,
-                replay_id: Some(replay_id),
-            };
-            match runs
-                .execute(item.run_id, retry, requested_by, &request_id)
-                .await
-            {
-                Ok(_) => {}
-                // Running or finished meanwhile (its own retry, or a person's): it settles when
-                // it ends, as if this replay had retried it.
-                Err(RunCommandError::Rejected(RunError::NotRetryable(_))) => {}
-                Err(error) => return Err(error.into()),
-            }
+        if let Entry::Vacant(vacant) = triggers.entry(item.project_trigger_id) {
+            let view = store.trigger_view(item.project_trigger_id).await?;
+            vacant.insert(
+                view.map(|view| view.record)
+                    .filter(|trigger| !trigger.is_deleted()),
+            );
+        }
+    }
+    let mut releases = Vec::with_capacity(items.len());
+    for item in items {
+        releases.push(release_one(
+            runs,
+            replay_id,
+            item,
+            triggers[&item.project_trigger_id].as_ref(),
+            originals.get(&item.run_id),
+            requested_by,
+            &request_id,
+        ));
+    }
+    let released = futures::stream::iter(releases)
+        .buffer_unordered(RELEASES_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    let mut gone = Vec::new();
+    for outcome in released {
+        if let Some(run) = outcome? {
+            gone.push(run);
         }
     }
     Ok(gone)
+}
+
+/// Releases one item: `Some(outcome run)` when it cannot run any more.
+async fn release_one(
+    runs: &Runs,
+    replay_id: Uuid,
+    item: &ReplayItem,
+    trigger: Option<&TriggerRecord>,
+    original: Option<&RunView>,
+    requested_by: &Actor,
+    request_id: &str,
+) -> Result<Option<Uuid>, ReplayerError> {
+    let Some(trigger) = trigger else {
+        return Ok(Some(item.outcome_run(replay_id)));
+    };
+    let stamp = Stamp {
+        at: Utc::now(),
+        by: requested_by.clone(),
+    };
+    if item.rerun {
+        let Some(original) = original else {
+            return Ok(Some(item.outcome_run(replay_id)));
+        };
+        // The original payload, as the run had it; the cause names the replay and the run.
+        let firing = Firing {
+            cause: item.rerun_cause(replay_id),
+            received_at: stamp.at,
+            ..original.record.firing.clone()
+        };
+        runs.fire(firing, stamp, trigger.paused, request_id).await?;
+        return Ok(None);
+    }
+    let retry = RunCommand::Retry {
+        stamp,
+        replay_id: Some(replay_id),
+    };
+    match runs
+        .execute(item.run_id, retry, requested_by, request_id)
+        .await
+    {
+        Ok(_) => Ok(None),
+        // Running or finished meanwhile (its own retry, or a person's): it settles when it
+        // ends, as if this replay had retried it.
+        Err(RunCommandError::Rejected(RunError::NotRetryable(_))) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
