@@ -40,6 +40,7 @@ pub struct App {
     /// The executor's circuit breakers, one per target (empty when no executor runs here).
     pub circuits: Arc<Circuits>,
     executor_concurrency: usize,
+    node_lease: std::time::Duration,
     filters: Filters,
     registration: Registration,
     ready: Arc<AtomicBool>,
@@ -205,6 +206,7 @@ impl App {
             pollers,
             circuits,
             executor_concurrency: serve.executor.executor_concurrency,
+            node_lease: std::time::Duration::from_secs(serve.node_lease_seconds),
             filters,
             registration,
             ready,
@@ -266,6 +268,7 @@ impl App {
             circuits: self.circuits.clone(),
             executor_concurrency: self.executor_concurrency,
             outcomes: self.outcomes.clone(),
+            node_lease: self.node_lease,
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

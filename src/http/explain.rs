@@ -30,6 +30,7 @@ use super::extract::ApiPath;
 use super::AppState;
 use crate::providers::ProviderId;
 use crate::scheduler::CatchUp;
+use crate::store::nodes::Uptime;
 use crate::store::run_views::status_name;
 use crate::store::LoggedEvent;
 
@@ -217,14 +218,15 @@ async fn explain(
     if ProviderId::of(&record.provider_id) == Some(ProviderId::Schedule) {
         let config = record.trigger_config.clone().unwrap_or(Value::Null);
         if let Ok(schedule) = Schedule::from_config(&config) {
-            let lease = chrono::Duration::seconds(30);
-            let up_since = state.store.engine_up_since(now - lease).await?;
+            let lease =
+                chrono::Duration::from_std(state.node_lease).unwrap_or(chrono::Duration::MAX);
+            let uptime = state.store.engine_uptime(from, now - lease).await?;
             let slots = SlotContext {
                 schedule: &schedule,
                 config: &config,
                 anchor: record.enabled_at.unwrap_or(record.updated_at),
                 now,
-                up_since,
+                uptime,
             };
             slots
                 .explain(
@@ -381,8 +383,8 @@ struct SlotContext<'a> {
     config: &'a Value,
     anchor: DateTime<Utc>,
     now: DateTime<Utc>,
-    /// Since when the engine has been up without a gap, by its live processes' start times.
-    up_since: Option<DateTime<Utc>>,
+    /// When the engine's processes were up, from the window's start on.
+    uptime: Vec<Uptime>,
 }
 
 impl SlotContext<'_> {
@@ -454,7 +456,8 @@ impl SlotContext<'_> {
         } else if let Some(fired) = fired_at.filter(|fired| *fired > at) {
             occurrence.outcome = "caught_up".into();
             occurrence.reason = Some(format!(
-                "missed at its time; fired at {fired} when an engine process caught up"
+                "missed at its time; fired at {} when an engine process caught up",
+                fired.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             ));
         }
         occurrence
@@ -462,7 +465,7 @@ impl SlotContext<'_> {
 
     fn unfired(&self, at: DateTime<Utc>) -> Occurrence {
         let (policy, window) = CatchUp::from_config(self.config);
-        let engine_back = self.up_since.filter(|since| *since > at);
+        let engine_back = came_back_after(&self.uptime, at, self.now);
         let (outcome, reason) = if at > self.now {
             ("upcoming", None)
         } else if let Some(back) = engine_back {
@@ -479,8 +482,9 @@ impl SlotContext<'_> {
             (
                 "not_caught_up",
                 Some(format!(
-                    "missed while no engine process was alive; the engine came back at {back}; \
-                     {policy}"
+                    "missed while no engine process was alive; the engine came back at {}; \
+                     {policy}",
+                    back.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
                 )),
             )
         } else if self.now - at < DUE_GRACE {
@@ -503,5 +507,65 @@ impl SlotContext<'_> {
             run_status: None,
             actor: None,
         }
+    }
+}
+
+/// When the engine came back from the outage `at` fell in: `None` when one of its processes was up
+/// at `at`. A live process is up until `now`; any other was up until its last heartbeat (its
+/// leaving, or its last beat before it crashed).
+fn came_back_after(
+    uptime: &[Uptime],
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let up_at = |span: &Uptime| {
+        let until = if span.live { now } else { span.last_seen_at };
+        span.started_at <= at && at <= until
+    };
+    if uptime.iter().any(up_at) {
+        return None;
+    }
+    uptime
+        .iter()
+        .map(|span| span.started_at)
+        .filter(|started| *started > at)
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() + chrono::Duration::minutes(minute)
+    }
+
+    fn up(from: i64, to: i64) -> Uptime {
+        Uptime {
+            started_at: at(from),
+            last_seen_at: at(to),
+            live: false,
+        }
+    }
+
+    #[test]
+    fn it_should_name_the_end_of_the_outage_each_slot_fell_in() {
+        // Up 0-10, down, up 20-30 (two processes overlapping at 25-26), down, up 40 and live.
+        let live = Uptime {
+            live: true,
+            ..up(40, 50)
+        };
+        let uptime = [up(0, 10), up(20, 26), up(25, 30), live];
+        let now = at(50) + chrono::Duration::seconds(10);
+        let back = |minute| came_back_after(&uptime, at(minute), now);
+        assert_eq!(back(5), None);
+        assert_eq!(back(15), Some(at(20)));
+        assert_eq!(back(28), None, "the second process was up");
+        assert_eq!(back(35), Some(at(40)));
+        // The live process is up until now, though its last beat was before.
+        assert_eq!(came_back_after(&uptime, now, now), None);
+        // A process that stopped beating was up until its last beat.
+        let after_it = at(10) + chrono::Duration::seconds(1);
+        assert_eq!(came_back_after(&uptime, after_it, now), Some(at(20)));
     }
 }

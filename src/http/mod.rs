@@ -98,6 +98,8 @@ pub struct AppState {
     pub executor_concurrency: usize,
     /// Where deliveries leave what the log does not record, for `explain`.
     pub outcomes: crate::outcomes::Outcomes,
+    /// How long a process is counted alive after its last heartbeat (`ServeConfig::node_lease_seconds`).
+    pub node_lease: std::time::Duration,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).

@@ -60,7 +60,7 @@ impl Membership {
                     Err(error) => tracing::warn!(%error, "heartbeat failed; retrying"),
                 }
             }
-            if let Err(error) = store.leave(&me).await {
+            if let Err(error) = store.leave(&me, Utc::now()).await {
                 tracing::warn!(%error, "could not leave the engine list; others wait out the lease");
             }
         });

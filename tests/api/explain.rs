@@ -364,36 +364,66 @@ async fn it_should_explain_the_slots_missed_while_no_engine_was_alive(db: TestDb
     let on_time = || async { first.runs_of(id).await.len() >= 2 };
     eventually(20, "two slots fired on time", on_time).await;
     first.shutdown().await;
-    // The outage itself: slots pass while no engine process is alive.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let second = spawn_app_with(&db, quiet).await;
-    let caught_up = || async {
-        let explanation = explain(&second, &session, id, "").await;
-        !find(&explanation, "caught_up").is_empty()
-    };
-    eventually(20, "the latest missed slot caught up", caught_up).await;
 
-    let explanation = explain(&second, &session, id, "").await;
+    // Two outages: slots pass while no engine process is alive, twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = spawn_app_with(&db, quiet).await;
+    caught_up(&second, &session, id, 1).await;
+    second.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let app = spawn_app_with(&db, quiet).await;
+    caught_up(&app, &session, id, 2).await;
+
+    let explanation = explain(&app, &session, id, "").await;
     assert!(find(&explanation, "fired").len() >= 2, "{explanation}");
+    let at = |occurrence: &Value| -> chrono::DateTime<Utc> {
+        occurrence["at"].as_str().unwrap().parse().unwrap()
+    };
     let missed = find(&explanation, "not_caught_up");
-    assert!(
-        missed.len() >= 2,
-        "about four slots passed unfired: {explanation}"
-    );
+    let mut comebacks = Vec::new();
     for slot in &missed {
         let reason = slot["reason"].as_str().unwrap();
         assert!(reason.contains("no engine process was alive"), "{reason}");
-        assert!(reason.contains("the engine came back at"), "{reason}");
         assert!(reason.contains("`latest`"), "{reason}");
         assert_eq!(slot["run_id"], Value::Null);
+        let back: chrono::DateTime<Utc> = reason
+            .split("the engine came back at ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|back| back.parse().ok())
+            .unwrap_or_else(|| panic!("when the engine came back: {reason}"));
+        assert!(back > at(slot), "{reason}");
+        comebacks.push((at(slot), back));
     }
-    assert_eq!(find(&explanation, "caught_up").len(), 1);
-    let caught = find(&explanation, "caught_up")[0];
-    assert!(caught["run_id"].is_string());
-    // Missed slots come before the one caught up; slots after it fire on time again.
-    let at = |occurrence: &Value| occurrence["at"].as_str().unwrap().to_owned();
-    assert!(missed.iter().all(|slot| at(slot) < at(caught)));
-    second.shutdown().await;
+    // Each outage's missed slots name that outage's end, which comes before the next outage.
+    let ends: HashSet<_> = comebacks.iter().map(|(_, back)| *back).collect();
+    assert_eq!(ends.len(), 2, "two outages, two comebacks: {explanation}");
+    let first_end = *ends.iter().min().unwrap();
+    for (slot, back) in &comebacks {
+        assert_eq!(*back == first_end, *slot < first_end, "{explanation}");
+    }
+    let caught = find(&explanation, "caught_up");
+    assert_eq!(caught.len(), 2, "{explanation}");
+    assert!(caught.iter().all(|slot| slot["run_id"].is_string()));
+    // Each outage's missed slots come before the one caught up after it.
+    for (slot, back) in &comebacks {
+        assert!(
+            caught
+                .iter()
+                .any(|caught| *slot < at(caught) && at(caught) < *back),
+            "{explanation}"
+        );
+    }
+    app.shutdown().await;
+}
+
+/// Waits until `slots` missed slots of trigger `id` have been caught up.
+async fn caught_up(app: &TestApp, session: &Session, id: Uuid, slots: usize) {
+    let caught_up = || async {
+        let explanation = explain(app, session, id, "").await;
+        find(&explanation, "caught_up").len() >= slots
+    };
+    eventually(20, "the latest missed slot caught up", caught_up).await;
 }
 
 async fn it_should_refuse_a_window_it_cannot_explain(db: TestDb) {
