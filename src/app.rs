@@ -26,6 +26,7 @@ use crate::registration::{ApiUrls, Registration};
 use crate::runs::Runs;
 use crate::scheduler::{self, Membership};
 use crate::store::Store;
+use crate::trigger_cache::TriggerCache;
 
 /// A built engine, listening but not yet serving: tests read its address and reach its parts.
 pub struct App {
@@ -41,6 +42,7 @@ pub struct App {
     pub circuits: Arc<Circuits>,
     executor_concurrency: usize,
     node_lease: std::time::Duration,
+    trigger_cache: TriggerCache,
     filters: Filters,
     registration: Registration,
     ready: Arc<AtomicBool>,
@@ -67,6 +69,7 @@ impl App {
         let (projections, projector) = projector::spawn(store.clone(), stop.clone());
         let commands = Commands::new(store.clone(), projections.clone());
         let runs = Runs::new(store.clone(), projections.clone());
+        let trigger_cache = TriggerCache::new(store.clone(), projections.clone());
         let identity = Identity::load(
             store.clone(),
             std::time::Duration::from_secs(serve.token_ttl_seconds),
@@ -207,6 +210,7 @@ impl App {
             circuits,
             executor_concurrency: serve.executor.executor_concurrency,
             node_lease: std::time::Duration::from_secs(serve.node_lease_seconds),
+            trigger_cache,
             filters,
             registration,
             ready,
@@ -269,6 +273,7 @@ impl App {
             executor_concurrency: self.executor_concurrency,
             outcomes: self.outcomes.clone(),
             node_lease: self.node_lease,
+            triggers: self.trigger_cache.clone(),
         };
         tracing::info!(address = %self.local_addr(), store = self.store.backend(), "serving");
         // With the peer's address, which the token endpoint's rate limit is keyed on.

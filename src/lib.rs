@@ -55,4 +55,5 @@ pub mod replayer;
 pub mod runs;
 pub mod scheduler;
 pub mod store;
+pub mod trigger_cache;
 pub mod webhooks;

@@ -100,6 +100,8 @@ pub struct AppState {
     pub outcomes: crate::outcomes::Outcomes,
     /// How long a process is counted alive after its last heartbeat (`ServeConfig::node_lease_seconds`).
     pub node_lease: std::time::Duration,
+    /// The triggers' read model in memory, for the reads on every request's path.
+    pub triggers: crate::trigger_cache::TriggerCache,
 }
 
 /// The app-level webhook secrets (one Slack app, one GitHub App for every organisation).

@@ -324,12 +324,12 @@ async fn one(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Trigger>, ApiError> {
     let view = state
-        .store
-        .trigger_view(id)
+        .triggers
+        .get(id)
         .await?
         .filter(|view| view.record.org_id == caller.org_id && !view.record.is_deleted())
         .ok_or(ApiError::NotFound("trigger"))?;
-    Ok(Json(Trigger::from(view)))
+    Ok(Json(Trigger::from(view.record.clone())))
 }
 
 /// Delete Trigger

@@ -285,11 +285,11 @@ impl Delivery<'_> {
     async fn live_trigger(&self, id: Uuid) -> Result<TriggerRecord, ApiError> {
         let view = self
             .state
-            .store
-            .trigger_view(id)
+            .triggers
+            .get(id)
             .await?
             .ok_or(ApiError::NotFound("trigger"))?;
-        let record = view.record;
+        let record = view.record.clone();
         if record.is_deleted() {
             return Err(ApiError::Gone("trigger"));
         }

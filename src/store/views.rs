@@ -275,6 +275,22 @@ impl Store {
         rows.into_iter().map(view_from_row).collect()
     }
 
+    /// Every trigger (deleted ones included) whose row changed after log position `after`,
+    /// oldest change first: how the trigger cache catches up.
+    pub async fn trigger_views_changed_since(
+        &self,
+        after: i64,
+    ) -> Result<Vec<TriggerView>, StoreError> {
+        let sql = format!(
+            "SELECT record, last_position FROM {} WHERE last_position > $1 ORDER BY last_position",
+            LIVE_TRIGGERS.table
+        );
+        let rows: Vec<(serde_json::Value, i64)> = crate::on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(after).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(view_from_row).collect()
+    }
+
     /// Every row of a view table, for comparing a rebuilt model with the incremental one.
     pub async fn all_trigger_views(&self) -> Result<Vec<TriggerView>, StoreError> {
         let sql = format!(
@@ -536,6 +552,7 @@ impl Tx {
                 "CREATE INDEX trigger_view_org_project_{suffix} ON {table} (org_id, project_id)"
             ),
             format!("CREATE INDEX trigger_view_provider_{suffix} ON {table} (provider_id)"),
+            format!("CREATE INDEX trigger_view_last_position_{suffix} ON {table} (last_position)"),
         ];
         for statement in statements {
             on_tx!(self, |conn| sqlx::query(&statement)

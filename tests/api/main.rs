@@ -41,5 +41,6 @@ mod roles;
 mod schedules;
 mod streams;
 mod stripe_api;
+mod trigger_cache;
 mod typeform;
 mod webhooks;
