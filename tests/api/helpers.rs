@@ -420,6 +420,21 @@ impl TestApp {
 
     /// Waits until every read model shows everything in the log now, then lists the trigger's
     /// runs, newest first.
+    /// `GET /triggers/{id}` as `session`, which must answer 200.
+    pub async fn trigger_json(&self, session: &Session, trigger: Uuid) -> serde_json::Value {
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/triggers/{trigger}"),
+                session,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
     pub async fn runs_of(&self, trigger: Uuid) -> Vec<projections::runs::RunView> {
         let head = self.store.head().await.unwrap();
         assert!(

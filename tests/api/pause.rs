@@ -32,16 +32,6 @@ async fn deliver(app: &TestApp, trigger: Uuid, n: usize) -> StatusCode {
         .status()
 }
 
-async fn trigger_json(app: &TestApp, session: &Session, trigger: Uuid) -> Value {
-    let response = app
-        .request(Method::GET, &format!("/triggers/{trigger}"), session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
 async fn statuses(app: &TestApp, session: &Session, trigger: Uuid) -> Vec<String> {
     let response = app
         .request(Method::GET, &format!("/triggers/{trigger}/runs"), session)
@@ -66,11 +56,11 @@ async fn it_should_hold_a_paused_triggers_runs_and_release_them_oldest_first_on_
     let running = app
         .enabled_trigger(session.org_id, "webhook", "on_request", json!({}))
         .await;
-    assert_eq!(trigger_json(&app, &session, paused).await["paused"], false);
+    assert_eq!(app.trigger_json(&session, paused).await["paused"], false);
 
     let path = format!("/triggers/{paused}/pause");
     assert_eq!(post(&app, &session, &path).await, StatusCode::NO_CONTENT);
-    assert_eq!(trigger_json(&app, &session, paused).await["paused"], true);
+    assert_eq!(app.trigger_json(&session, paused).await["paused"], true);
     assert_eq!(
         post(&app, &session, &path).await,
         StatusCode::NO_CONTENT,
@@ -90,7 +80,7 @@ async fn it_should_hold_a_paused_triggers_runs_and_release_them_oldest_first_on_
 
     let resume = format!("/triggers/{paused}/resume");
     assert_eq!(post(&app, &session, &resume).await, StatusCode::NO_CONTENT);
-    assert_eq!(trigger_json(&app, &session, paused).await["paused"], false);
+    assert_eq!(app.trigger_json(&session, paused).await["paused"], false);
     eventually(20, "the held runs to succeed", || async {
         statuses(&app, &session, paused).await == ["succeeded"; 3]
     })

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, Session, TestApp, TestDb};
@@ -20,13 +20,7 @@ async fn delivered(app: &TestApp, trigger: Uuid) -> StatusCode {
 }
 
 async fn status(app: &TestApp, session: &Session, trigger: Uuid) -> String {
-    let response = app
-        .request(Method::GET, &format!("/triggers/{trigger}"), session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = app.trigger_json(session, trigger).await;
     body["status"].as_str().unwrap().to_owned()
 }
 
