@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use support::{create_database, drop_database, env_or};
+use support::{create_database, drop_database, env_or, ticks_of, TICKS_PER_SECOND};
 use tokio::process::{Child, Command};
 
 const ADMIN_EMAIL: &str = "bench@localhost";
@@ -173,19 +173,6 @@ async fn load(spec: &LoadSpec) -> anyhow::Result<LoadReport> {
 // ---------------------------------------------------------------------------------------------
 // CPU from /proc.
 
-/// Clock ticks a second, as `/proc` counts CPU time (`getconf CLK_TCK`: 100 on Linux).
-const TICKS: f64 = 100.0;
-
-/// User + system ticks of process `pid`.
-fn ticks_of(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let field = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
-    field(11).unwrap_or(0) + field(12).unwrap_or(0)
-}
-
 /// Ticks of every process named `postgres`, by pid (backends come and go; compare per pid).
 fn postgres_ticks() -> HashMap<u32, u64> {
     let mut ticks = HashMap::new();
@@ -223,7 +210,10 @@ impl Cpu {
             .iter()
             .map(|(pid, now)| now.saturating_sub(*self.postgres.get(pid).unwrap_or(&0)))
             .sum();
-        (engine as f64 / TICKS, postgres as f64 / TICKS)
+        (
+            engine as f64 / TICKS_PER_SECOND,
+            postgres as f64 / TICKS_PER_SECOND,
+        )
     }
 }
 

@@ -120,17 +120,24 @@ pub async fn create_raw_table(store: &trigger_engine::store::Store) -> anyhow::R
 
 /// This process's CPU time so far (user + system), in seconds.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    ticks_in("/proc/self/stat") as f64 / TICKS_PER_SECOND
+}
+
+/// Clock ticks a second, as `/proc` counts CPU time (`getconf CLK_TCK`: 100 on Linux).
+pub const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system ticks of process `pid` so far (0 once it is gone).
+pub fn ticks_of(pid: u32) -> u64 {
+    ticks_in(&format!("/proc/{pid}/stat"))
+}
+
+fn ticks_in(stat_file: &str) -> u64 {
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces).
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let field = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
